@@ -6,7 +6,7 @@ target_compile_options(flint_warnings INTERFACE
 
 if(FLINT_SANITIZE)
   set(flint_san_flags -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
-  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:${flint_san_flags}>)
+  add_compile_options("$<$<COMPILE_LANGUAGE:CXX>:${flint_san_flags}>")
   add_link_options(${flint_san_flags})
 endif()
 

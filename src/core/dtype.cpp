@@ -32,7 +32,15 @@ bool dtype_is_float(DType t) {
 
 bool dtype_is_packed(DType t) { return dtype_bits(t) < 8; }
 
-uint64_t dtype_bytes(DType t, uint64_t count) { return (count * static_cast<uint64_t>(dtype_bits(t)) + 7) / 8; }
+uint64_t dtype_bytes(DType t, uint64_t count) {
+  // count * bits could wrap for huge shapes and make a tiny allocation look
+  // big enough; packed types are two per byte, rounded up, which cannot wrap.
+  if (dtype_is_packed(t)) return count / 2 + count % 2;
+  uint64_t bytes = 0;
+  FLINT_CHECK(!__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_bits(t) / 8), &bytes),
+              "{} elements of {} take more than 2^64 bytes", count, dtype_name(t));
+  return bytes;
+}
 
 std::string_view dtype_name(DType t) {
   switch (t) {

@@ -41,6 +41,7 @@ bool dtype_is_float(DType t);
 bool dtype_is_packed(DType t);  // fewer than 8 bits per element
 std::string_view dtype_name(DType t);  // "bf16", "f8e4m3fn", ...
 // Bytes taken by `count` elements; packed types round up to whole bytes.
+// Throws flint::Error when the byte count does not fit in 64 bits.
 uint64_t dtype_bytes(DType t, uint64_t count);
 
 // Names as safetensors writes them ("BF16", "F8_E4M3", ...); packed 4-bit types

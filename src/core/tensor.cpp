@@ -72,7 +72,7 @@ Tensor Tensor::wrap(std::shared_ptr<Storage> storage, size_t offset, DType dtype
   Tensor t;
   t.numel_ = shape_numel(shape);
   if (dtype_is_packed(dtype))
-    FLINT_CHECK(shape.empty() || shape.back() % 2 == 0, "packed {} tensor needs an even innermost size, got {}",
+    FLINT_CHECK(!shape.empty() && shape.back() % 2 == 0, "packed {} tensor needs an even innermost size, got {}",
                 dtype_name(dtype), shape_to_string(shape));
   const uint64_t bytes = dtype_bytes(dtype, static_cast<uint64_t>(t.numel_));
   FLINT_CHECK(offset <= storage->size() && bytes <= storage->size() - offset,
@@ -96,8 +96,12 @@ int64_t Tensor::size(int64_t axis) const {
 bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
 
 Tensor Tensor::reshape(Shape shape) const {
+  FLINT_CHECK(defined(), "reshape of an undefined tensor");
   FLINT_CHECK(is_contiguous(), "reshape of a non-contiguous tensor {}", shape_to_string(shape_));
   FLINT_CHECK(shape_numel(shape) == numel_, "cannot reshape {} to {}", shape_to_string(shape_), shape_to_string(shape));
+  if (dtype_is_packed(dtype_))
+    FLINT_CHECK(!shape.empty() && shape.back() % 2 == 0, "packed {} tensor needs an even innermost size, got {}",
+                dtype_name(dtype_), shape_to_string(shape));
   Tensor t = *this;
   t.strides_ = contiguous_strides(shape);
   t.shape_ = std::move(shape);
@@ -110,8 +114,14 @@ Tensor Tensor::slice(int64_t axis, int64_t begin, int64_t end) const {
   const auto a = static_cast<size_t>(axis);
   FLINT_CHECK(0 <= begin && begin <= end && end <= shape_[a], "slice [{}, {}) out of range for axis {} of {}", begin,
               end, axis, shape_to_string(shape_));
-  FLINT_CHECK(!dtype_is_packed(dtype_) || (a == 0 || end - begin == shape_[a]),
-              "packed {} tensors can only be sliced along the first axis", dtype_name(dtype_));
+  if (dtype_is_packed(dtype_)) {
+    // Two elements share a byte: a view must cut whole bytes.
+    FLINT_CHECK(a == 0 || end - begin == shape_[a], "packed {} tensors can only be sliced along the first axis",
+                dtype_name(dtype_));
+    FLINT_CHECK((begin * strides_[a]) % 2 == 0 && (end * strides_[a]) % 2 == 0,
+                "a view of packed {} tensor {} must start and end at even elements, got [{}, {}) on axis {}",
+                dtype_name(dtype_), shape_to_string(shape_), begin, end, axis);
+  }
   Tensor t = *this;
   t.data_ += dtype_bytes(dtype_, static_cast<uint64_t>(begin * strides_[a]));
   t.shape_[a] = end - begin;
@@ -120,7 +130,12 @@ Tensor Tensor::slice(int64_t axis, int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::select(int64_t axis, int64_t index) const {
+  const int64_t given_axis = axis;
   if (axis < 0) axis += dim();
+  FLINT_CHECK(axis >= 0 && axis < dim(), "select axis {} out of range for shape {}", given_axis,
+              shape_to_string(shape_));
+  FLINT_CHECK(index >= 0 && index < shape_[static_cast<size_t>(axis)], "select index {} out of range for axis {} of {}",
+              index, given_axis, shape_to_string(shape_));
   Tensor t = slice(axis, index, index + 1);
   t.shape_.erase(t.shape_.begin() + axis);
   t.strides_.erase(t.strides_.begin() + axis);
@@ -141,6 +156,7 @@ float Tensor::item_f32(int64_t flat_index) const {
 }
 
 Tensor Tensor::contiguous_copy() const {
+  FLINT_CHECK(defined(), "contiguous_copy of an undefined tensor");
   FLINT_CHECK(device_ == Device::cpu, "contiguous_copy needs a CPU tensor");
   Tensor out = empty(dtype_, shape_);
   if (is_contiguous()) {

@@ -5,7 +5,8 @@
 //   pointer, plus a shared reference to the Storage that keeps the bytes alive.
 //   Copying a Tensor never copies data. Views of an mmap'd checkpoint keep the
 //   mapping alive (the Storage owns it); weights are never copied on the CPU.
-// - Packed 4-bit tensors are contiguous only, with an even innermost size.
+// - Packed 4-bit tensors are contiguous only, with at least one axis and an even
+//   innermost size; views of them cut whole bytes (first axis, even bounds).
 // - Nothing here knows how device memory is made: backends create Storage for
 //   their device and hand it to Tensor::wrap.
 #pragma once

@@ -37,6 +37,10 @@ class Tokenizer {
   virtual std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const = 0;
   // The raw bytes of one token (special tokens give their text).
   virtual std::string token_bytes(TokenId id) const = 0;
+  // The token as the tokenizer's vocabulary spells it, for display: HF's
+  // convert_ids_to_tokens ("Ġworld" for byte-level BPE, "▁world" for
+  // SentencePiece). Defaults to token_bytes().
+  virtual std::string token_piece(TokenId id) const { return token_bytes(id); }
   virtual int32_t vocab_size() const = 0;  // including added/special tokens
   virtual bool is_special(TokenId id) const = 0;
   virtual std::optional<TokenId> token_to_id(std::string_view token) const = 0;
@@ -73,6 +77,9 @@ class IncrementalDecoder {
  public:
   explicit IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special = true);
   std::string push(TokenId id);
+  // Continues after text the caller already has (a prompt): its ids are taken
+  // as streamed, so the first generated token keeps its leading space.
+  void skip_prompt(std::span<const TokenId> prompt);
   std::string finish();  // flushes held-back bytes (incomplete UTF-8 -> U+FFFD)
 
  private:

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build with CUDA, run every test (the GPU-labelled
+# ones included), optionally regenerate the reference fixtures with
+# transformers, run the benchmarks, and print one short table last.
+#
+#   scripts/gpu-check.sh [--fixtures] [--bench]
+#
+# Logs and JSON go to $OUT (the device tool brings that folder back). Debian
+# packages the GPU image lacks travel as .deb files in .carry/debs (made here
+# by scripts/carry-deps.sh) and are unpacked into a private prefix.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/flint-gpu-check}
+mkdir -p "$OUT"
+fixtures=0
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --fixtures) fixtures=1 ;;
+    --bench) bench=1 ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+declare -a table
+
+# Headers and pkg-config files of carried -dev packages go under /usr/local,
+# linked against the runtime libraries the image already has.
+if compgen -G ".carry/debs/*.deb" >/dev/null; then
+  for f in .carry/debs/*.deb; do dpkg -x "$f" /tmp/flint-deps; done
+  cp -n /tmp/flint-deps/usr/include/*.h /usr/local/include/ 2>/dev/null
+  mkdir -p /usr/local/lib/pkgconfig
+  for pc in /tmp/flint-deps/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do
+    sed 's|^prefix=.*|prefix=/usr/local|; s|^libdir=.*|libdir=/usr/local/lib|; s|^includedir=.*|includedir=/usr/local/include|' \
+      "$pc" >"/usr/local/lib/pkgconfig/$(basename "$pc")"
+  done
+  for so in /tmp/flint-deps/usr/lib/x86_64-linux-gnu/*.so; do
+    name=$(basename "$so")
+    runtime=$(ls /usr/lib/x86_64-linux-gnu/"$name".* 2>/dev/null | head -1)
+    [[ -n "$runtime" ]] && ln -sf "$runtime" "/usr/local/lib/$name"
+  done
+  export PKG_CONFIG_PATH=/usr/local/lib/pkgconfig:${PKG_CONFIG_PATH:-}
+fi
+
+if ((fixtures)); then
+  export PYTHONUNBUFFERED=1
+  python3 tests/golden/make_golden.py --out "$OUT/fixtures/golden" >"$OUT/golden.log" 2>&1 &&
+    table+=("golden fixtures|ok") || table+=("golden fixtures|FAILED (golden.log)")
+  # .carry/tokenizers is a copy of ../shared/assets/tokenizers (it does not travel by itself).
+  python3 tests/tokenizer/fixtures/make_tokenizer_fixtures.py .carry/tokenizers "$OUT/fixtures/tokenizer" \
+    >"$OUT/tokenizer-fixtures.log" 2>&1 &&
+    table+=("tokenizer fixtures|ok") || table+=("tokenizer fixtures|FAILED (tokenizer-fixtures.log)")
+  python3 tests/tokenizer/fixtures/make_chat_fixtures.py .carry/tokenizers "$OUT/fixtures/tokenizer" \
+    >"$OUT/chat-fixtures.log" 2>&1 &&
+    table+=("chat fixtures|ok") || table+=("chat fixtures|FAILED (chat-fixtures.log)")
+  (cd "$OUT" && tar czf fixtures.tgz fixtures && rm -rf fixtures)
+fi
+
+build_ok=0
+if cmake --preset cuda -DFLINT_BUILD_BENCHMARKS=ON >"$OUT/configure.log" 2>&1 &&
+  cmake --build --preset cuda -j 16 >"$OUT/build.log" 2>&1; then
+  build_ok=1
+  table+=("build (cuda, sm_90a)|ok")
+else
+  table+=("build (cuda, sm_90a)|FAILED")
+  tail -30 "$OUT/configure.log" "$OUT/build.log"
+fi
+
+if ((build_ok)); then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$OUT/gpu.txt"
+  ctest --test-dir build/cuda -L gpu --output-on-failure >"$OUT/gpu-tests.log" 2>&1
+  table+=("GPU tests|$(grep -E 'tests passed|tests failed' "$OUT/gpu-tests.log" | tail -1)")
+  ctest --test-dir build/cuda -LE gpu -j 16 --output-on-failure >"$OUT/cpu-tests.log" 2>&1
+  table+=("CPU tests on the GPU machine|$(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1)")
+  grep -A3 "CeilingsArePlausible" "$OUT/gpu-tests.log" | grep -o "copy .*" | head -1 | sed 's/^/ceilings|/' >>"$OUT/ceilings.txt"
+  [[ -s "$OUT/ceilings.txt" ]] && table+=("$(cat "$OUT/ceilings.txt")")
+  if ((bench)); then
+    build/cuda/bin/flint bench --model dummy:llama-3.2-1b --device cpu --batch 1 --input-len 128 --output-len 16 \
+      --json "$OUT/bench-cpu-1b.json" >"$OUT/bench.log" 2>&1
+    table+=("bench (see bench.log)|rc $?")
+  fi
+fi
+
+echo
+echo "== flint gpu-check: $(cat "$OUT/gpu.txt" 2>/dev/null) =="
+for row in "${table[@]}"; do printf '%-32s %s\n' "${row%%|*}" "${row#*|}"; done

@@ -1,0 +1,34 @@
+#include "backends/backends.h"
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/error.h"
+#ifdef FLINT_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
+
+namespace flint {
+
+bool cuda_backend_built() {
+#ifdef FLINT_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(Device device) {
+  if (device == Device::cpu) return make_cpu_backend();
+#ifdef FLINT_HAVE_CUDA
+  return make_cuda_backend();
+#else
+  fail({.field = "--device"}, "this flint was built without the CUDA backend (configure with -DFLINT_CUDA=ON)");
+#endif
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  fail({.field = "--device"}, "unknown device '{}' (cpu or cuda)", name);
+}
+
+}  // namespace flint

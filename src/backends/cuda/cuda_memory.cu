@@ -1,0 +1,168 @@
+// Device memory, device queries, dummy weights and the device's ceilings.
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_memory.h"
+#include "core/dummy_values.h"
+
+namespace flint {
+
+CudaStorage::CudaStorage(size_t bytes) : size_(bytes) {
+  if (bytes > 0) FLINT_CUDA_CHECK(cudaMalloc(&data_, bytes));
+}
+
+CudaStorage::~CudaStorage() {
+  if (data_) cudaFree(data_);  // a failure here has no one to report to
+}
+
+std::vector<CudaDeviceInfo> cuda_devices() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return {};
+  }
+  std::vector<CudaDeviceInfo> out;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp p{};
+    FLINT_CUDA_CHECK(cudaGetDeviceProperties(&p, i));
+    CudaDeviceInfo d;
+    d.index = i;
+    d.name = p.name;
+    d.compute_capability = p.major * 10 + p.minor;
+    d.multiprocessors = p.multiProcessorCount;
+    FLINT_CUDA_CHECK(cudaSetDevice(i));
+    size_t free_b = 0, total_b = 0;
+    FLINT_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    d.free_bytes = free_b;
+    d.total_bytes = total_b;
+    out.push_back(d);
+  }
+  if (count > 0) FLINT_CUDA_CHECK(cudaSetDevice(0));
+  return out;
+}
+
+std::string cuda_unavailable_reason() {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return cudaGetErrorString(err);
+  }
+  return count == 0 ? "no CUDA device is visible" : "";
+}
+
+namespace {
+
+__global__ void fill_dummy_kernel(void* out, DType dtype, uint64_t n, uint64_t key, bool is_norm) {
+  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  for (uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    const float v = dummy_weight_value(key, i, is_norm);
+    switch (dtype) {
+      case DType::f32: static_cast<float*>(out)[i] = v; break;
+      case DType::bf16: static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(v); break;
+      case DType::f16: static_cast<__half*>(out)[i] = __float2half_rn(v); break;
+      default: break;
+    }
+  }
+}
+
+__global__ void touch_kernel(const float4* src, float4* dst, size_t n) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += stride) dst[i] = src[i];
+}
+
+}  // namespace
+
+Tensor cuda_dummy_tensor(DType dtype, const Shape& shape, uint64_t tensor_key, bool is_norm) {
+  FLINT_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
+              "dummy weights on CUDA must be f32, bf16 or f16, not {}", dtype_name(dtype));
+  const int64_t n = shape_numel(shape);
+  auto storage = std::make_shared<CudaStorage>(dtype_bytes(dtype, static_cast<uint64_t>(n)));
+  Tensor t = Tensor::wrap(storage, 0, dtype, shape);
+  if (n > 0) {
+    const int threads = 256;
+    const int blocks = static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65536));
+    fill_dummy_kernel<<<blocks, threads>>>(t.raw(), dtype, static_cast<uint64_t>(n), tensor_key, is_norm);
+    FLINT_CUDA_CHECK_LAUNCH();
+  }
+  return t;
+}
+
+Tensor cuda_to_host(const Tensor& t) {
+  FLINT_CHECK(t.device() == Device::cuda && t.is_contiguous(), "cuda_to_host needs a contiguous CUDA tensor");
+  Tensor host = Tensor::empty(t.dtype(), t.shape());
+  FLINT_CUDA_CHECK(cudaMemcpy(host.raw(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost));
+  return host;
+}
+
+DeviceCeilings measure_cuda_ceilings() {
+  FLINT_CHECK(!cuda_devices().empty(), ErrorContext{.field = "--device"}, "no GPU: {}", cuda_unavailable_reason());
+  DeviceCeilings c;
+  cudaEvent_t start, stop;
+  FLINT_CUDA_CHECK(cudaEventCreate(&start));
+  FLINT_CUDA_CHECK(cudaEventCreate(&stop));
+  auto time_ms = [&](auto&& work, int reps) {
+    work();  // warm-up
+    FLINT_CUDA_CHECK(cudaEventRecord(start));
+    for (int i = 0; i < reps; ++i) work();
+    FLINT_CUDA_CHECK(cudaEventRecord(stop));
+    FLINT_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    FLINT_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    return static_cast<double>(ms) / reps;
+  };
+
+  // Copy: 2 GiB each way with 16-byte loads, far beyond the L2.
+  const size_t bytes = size_t{2} << 30;
+  CudaStorage src(bytes), dst(bytes);
+  FLINT_CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
+  const size_t n4 = bytes / sizeof(float4);
+  const double copy_ms = time_ms(
+      [&] {
+        touch_kernel<<<132 * 16, 512>>>(reinterpret_cast<const float4*>(src.data()),
+                                        reinterpret_cast<float4*>(dst.data()), n4);
+        FLINT_CUDA_CHECK_LAUNCH();
+      },
+      10);
+  c.copy_bytes_per_s = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e-3);
+  c.copy_method = "device copy kernel, 2 GiB, 16-byte accesses";
+
+  // GEMM: bf16 8192^3 through cuBLAS, on non-zero data.
+  const int n = 8192;
+  const size_t elems = static_cast<size_t>(n) * n;
+  Tensor a = cuda_dummy_tensor(DType::bf16, {n, n}, 1, false);
+  Tensor b = cuda_dummy_tensor(DType::bf16, {n, n}, 2, false);
+  CudaStorage out(elems * 2);
+  cublasHandle_t handle;
+  if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) fail("cublasCreate failed");
+  const float alpha = 1.0f, beta = 0.0f;
+  const double gemm_ms = time_ms(
+      [&] {
+        if (cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a.raw(), CUDA_R_16BF, n, b.raw(),
+                         CUDA_R_16BF, n, &beta, out.data(), CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+          fail("cublasGemmEx failed");
+      },
+      10);
+  cublasDestroy(handle);
+  c.gemm_flops_per_s = 2.0 * n * static_cast<double>(n) * n / (gemm_ms * 1e-3);
+  c.gemm_method = "cuBLAS bf16 GEMM 8192^3, f32 accumulate";
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return c;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  FLINT_CHECK(!cuda_devices().empty(), ErrorContext{.field = "--device"}, "no GPU: {}", cuda_unavailable_reason());
+  fail({.field = "--device"},
+       "CUDA inference kernels are not in this version yet: only device queries, dummy weights and ceilings are; "
+       "use --device cpu");
+}
+
+}  // namespace flint

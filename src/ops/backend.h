@@ -1,0 +1,110 @@
+// ops/backend.h — what a compute backend (CPU, CUDA) must provide.
+//
+// Contract:
+// - The model's forward pass (model/llama.cpp) is written once against this
+//   interface; backends differ only in kernels and memory.
+// - Every tensor passed to an op lives on the backend's device. Activations have
+//   the dtype activation_dtype(); weights are in whatever float dtype
+//   prepare_weight() produced; kernels accumulate in f32.
+// - `out` tensors are preallocated by the caller with the documented shape and
+//   are fully overwritten (ops never read them first, except the in/out ones).
+// - Ops may run asynchronously; read_logits() and synchronize() are the points
+//   where results reach the host.
+// - The attention ops read the step's Batch set by begin_step(); begin_step()
+//   validates it against the cache.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ops/batch.h"
+
+namespace flint {
+
+// A linear layer's weight, y = x W^T + b. W may be stored as several row
+// blocks (e.g. q, k, v kept apart in an mmap'd checkpoint) that together form
+// [out_features, in_features]; a backend may fuse them into one at load time.
+struct Linear {
+  std::vector<Tensor> parts;  // each [rows_i, in_features]; sum of rows_i = out_features
+  Tensor bias;                // [out_features] or undefined
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+};
+
+struct KvCacheShape {
+  int32_t num_layers = 0;
+  int32_t num_blocks = 0;
+  int32_t block_size = 16;  // tokens per block
+  int32_t kv_heads = 0;
+  int32_t head_dim = 0;
+  DType dtype = DType::bf16;
+  uint64_t bytes() const;  // K and V of all layers
+};
+
+// The paged K/V pool. Per layer: k[l], v[l]  // [num_blocks, kv_heads, block_size, head_dim]
+struct KvCache {
+  KvCacheShape shape;
+  std::vector<Tensor> k;
+  std::vector<Tensor> v;
+};
+
+// Rotary embedding: per position, cos/sin of position * inv_freq[i].
+struct RopeTables {
+  Tensor inv_freq;  // f32 [head_dim / 2]
+};
+
+struct AttentionParams {
+  int32_t num_heads = 0;
+  int32_t kv_heads = 0;
+  int32_t head_dim = 0;
+  float scale = 0.0f;  // 1/sqrt(head_dim)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+  virtual DType activation_dtype() const = 0;
+
+  // Memory.
+  virtual Tensor empty(DType dtype, Shape shape) = 0;
+  // A weight for this device from a host tensor (a view of an mmap'd file, or
+  // generated). CPU may keep the view; CUDA uploads.
+  virtual Tensor prepare_weight(const Tensor& host, DType compute_dtype) = 0;
+  virtual Linear prepare_linear(const std::vector<Tensor>& host_parts, const Tensor& host_bias, DType compute_dtype);
+  virtual KvCache create_kv_cache(const KvCacheShape& shape) = 0;
+  virtual Tensor to_host(const Tensor& t) = 0;   // contiguous host copy
+  virtual Tensor from_host(const Tensor& t) = 0;  // device copy of a host tensor
+  virtual void synchronize() = 0;
+
+  // Step setup: uploads the batch's index arrays; checks them against `cache`.
+  virtual void begin_step(const Batch& batch, const KvCache& cache) = 0;
+
+  // Ops over the current step (T = batch.num_tokens()).
+  // out[t] = table[token_ids[t]]                              out: [T, H]
+  virtual void embedding(const Tensor& table, Tensor& out) = 0;
+  // out = rms_norm(x) * w                                       x, out: [N, H]
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // residual += x; out = rms_norm(residual) * w                 [N, H]
+  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // out = x W^T + b                                              x: [N, in], out: [N, out]
+  virtual void linear(const Tensor& x, const Linear& w, Tensor& out) = 0;
+  // Rotates q and k in place (HF rotate_half convention) at the batch's
+  // positions and writes k, v into the cache for `layer`.
+  // qkv: [T, (Hq + 2 Hkv) * D], q first, then k, then v.
+  virtual void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,
+                              int32_t layer) = 0;
+  // Causal attention of each sequence's queries over its cached K/V.
+  // qkv: as above (only q is read); out: [T, Hq * D]
+  virtual void attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
+                         Tensor& out) = 0;
+  // out = silu(gate) * up, with gate_up: [N, 2F] (gate first), out: [N, F]
+  virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
+  // out[i] = x[rows[i]]                                          x: [T, H], out: [R, H]
+  virtual void gather_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor& out) = 0;
+};
+
+}  // namespace flint

@@ -1,0 +1,80 @@
+// tokenizer/chat_template.h — chat messages -> prompt text, byte-identical to
+// transformers' tokenizer.apply_chat_template(..., tokenize=False).
+//
+// Contract:
+// - A ChatTemplate is a checkpoint's Jinja chat template (or a built-in one),
+//   parsed once; render() is const and thread-safe.
+// - render() gives the template exactly the variables transformers gives it:
+//   messages, tools (None when absent), documents (None),
+//   add_generation_prompt, bos_token, eos_token, date_string when set, and
+//   every key of options.extra (builtin_tools, tools_in_user_message, ...);
+//   plus transformers' globals raise_exception(msg) and strftime_now(fmt).
+// - JSON is taken as nlohmann::ordered_json because dict order shows in the
+//   output (tojson keeps insertion order, as Python does); parse requests
+//   with ordered_json to keep the client's key order.
+// - raise_exception("msg") in a template throws flint::Error whose message()
+//   is exactly "msg". Every other failure — a syntax error, an unsupported
+//   Jinja construct, a type error while rendering — throws flint::Error
+//   naming the template's file, line and column.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer.h"
+
+namespace flint {
+
+namespace jinja {
+class Template;
+}
+
+struct ChatRenderOptions {
+  bool add_generation_prompt = true;
+  nlohmann::ordered_json tools = nullptr;  // a list of tool schemas, or null
+  std::optional<std::string> date_string;  // Llama 3.x "Today Date"; unset: the template's default
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // further template variables
+};
+
+class ChatTemplate {
+ public:
+  // origin names the template's file in error messages.
+  static ChatTemplate parse(std::string source, std::string origin);
+
+  std::string render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options,
+                     const std::string& bos_token, const std::string& eos_token) const;
+
+  const std::string& source() const { return source_; }
+  const std::string& origin() const { return origin_; }
+
+ private:
+  std::string source_;
+  std::string origin_;
+  std::shared_ptr<const jinja::Template> template_;
+};
+
+// The chat template of a tokenizer directory, as transformers finds it:
+// chat_template.jinja, else chat_template.json's "chat_template", else
+// tokenizer_config.json's "chat_template" (a string, or a list of
+// {"name", "template"} of which "default" is used). nullopt when there is
+// none; flint::Error when a file is malformed or has several templates but
+// no "default".
+std::optional<ChatTemplate> load_chat_template(const std::string& tokenizer_dir);
+
+// Formats for checkpoints that ship no template: Llama 2 chat ([INST],
+// <<SYS>>; same output as Meta's Llama-2-chat template) and Llama 3 Instruct
+// (header/eot tokens; same output as Meta's Llama-3-Instruct template).
+enum class BuiltinChatFormat { llama2, llama3 };
+ChatTemplate builtin_chat_template(BuiltinChatFormat format);
+
+// One system (omitted when empty) + one user message, rendered with the
+// checkpoint's template or else the built-in one matching the tokenizer
+// (SentencePiece -> Llama 2, else Llama 3), add_generation_prompt = true, and
+// BOS/EOS text from tokenizer_config.json or the tokenizer itself.
+std::string render_chat_prompt(const std::string& tokenizer_dir, const Tokenizer& tokenizer,
+                               const std::string& system, const std::string& user);
+
+}  // namespace flint
