@@ -1,7 +1,6 @@
-// Device memory, device queries, dummy weights and the device's ceilings.
+// Device memory, device queries, dummy weights and the device's ceilings (host side).
 #include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <vector>
@@ -9,7 +8,8 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_memory.h"
-#include "core/dummy_values.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "core/error.h"
 
 namespace flint {
 
@@ -57,27 +57,6 @@ std::string cuda_unavailable_reason() {
   return count == 0 ? "no CUDA device is visible" : "";
 }
 
-namespace {
-
-__global__ void fill_dummy_kernel(void* out, DType dtype, uint64_t n, uint64_t key, bool is_norm) {
-  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-  for (uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const float v = dummy_weight_value(key, i, is_norm);
-    switch (dtype) {
-      case DType::f32: static_cast<float*>(out)[i] = v; break;
-      case DType::bf16: static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(v); break;
-      case DType::f16: static_cast<__half*>(out)[i] = __float2half_rn(v); break;
-      default: break;
-    }
-  }
-}
-
-__global__ void touch_kernel(const float4* src, float4* dst, size_t n) {
-  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += stride) dst[i] = src[i];
-}
-
-}  // namespace
 
 Tensor cuda_dummy_tensor(DType dtype, const Shape& shape, uint64_t tensor_key, bool is_norm) {
   FLINT_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
@@ -85,12 +64,7 @@ Tensor cuda_dummy_tensor(DType dtype, const Shape& shape, uint64_t tensor_key, b
   const int64_t n = shape_numel(shape);
   auto storage = std::make_shared<CudaStorage>(dtype_bytes(dtype, static_cast<uint64_t>(n)));
   Tensor t = Tensor::wrap(storage, 0, dtype, shape);
-  if (n > 0) {
-    const int threads = 256;
-    const int blocks = static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65536));
-    fill_dummy_kernel<<<blocks, threads>>>(t.raw(), dtype, static_cast<uint64_t>(n), tensor_key, is_norm);
-    FLINT_CUDA_CHECK_LAUNCH();
-  }
+  cuda::launch_fill_dummy(t.raw(), dtype, static_cast<uint64_t>(n), tensor_key, is_norm, nullptr);
   return t;
 }
 
@@ -122,14 +96,7 @@ DeviceCeilings measure_cuda_ceilings() {
   const size_t bytes = size_t{2} << 30;
   CudaStorage src(bytes), dst(bytes);
   FLINT_CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
-  const size_t n4 = bytes / sizeof(float4);
-  const double copy_ms = time_ms(
-      [&] {
-        touch_kernel<<<132 * 16, 512>>>(reinterpret_cast<const float4*>(src.data()),
-                                        reinterpret_cast<float4*>(dst.data()), n4);
-        FLINT_CUDA_CHECK_LAUNCH();
-      },
-      10);
+  const double copy_ms = time_ms([&] { cuda::launch_copy16(src.data(), dst.data(), bytes, 132 * 16, nullptr); }, 10);
   c.copy_bytes_per_s = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e-3);
   c.copy_method = "device copy kernel, 2 GiB, 16-byte accesses";
 
