@@ -7,5 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .carry/debs
 cd .carry/debs
-apt-get download libpcre2-dev >/dev/null
+# cpp-httplib: its compiled library ships in the runtime package; its header
+# includes OpenSSL, zlib and Brotli headers.
+for p in libpcre2-dev libcpp-httplib-dev libcpp-httplib0.11 libssl-dev zlib1g-dev libbrotli-dev; do
+  apt-get download "$p" >/dev/null
+done
 ls -1

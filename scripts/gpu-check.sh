@@ -27,17 +27,26 @@ declare -a table
 # linked against the runtime libraries the image already has.
 if compgen -G ".carry/debs/*.deb" >/dev/null; then
   for f in .carry/debs/*.deb; do dpkg -x "$f" /tmp/flint-deps; done
-  cp -n /tmp/flint-deps/usr/include/*.h /usr/local/include/ 2>/dev/null
+  # Header files and folders the image lacks (never shadow one it has).
+  for h in /tmp/flint-deps/usr/include/*; do
+    [[ -e "/usr/include/$(basename "$h")" ]] || cp -rn "$h" /usr/local/include/
+  done
   mkdir -p /usr/local/lib/pkgconfig
   for pc in /tmp/flint-deps/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do
     sed 's|^prefix=.*|prefix=/usr/local|; s|^libdir=.*|libdir=/usr/local/lib|; s|^includedir=.*|includedir=/usr/local/include|' \
       "$pc" >"/usr/local/lib/pkgconfig/$(basename "$pc")"
   done
+  # Link-time names point at the image's runtime library, or at the carried one.
   for so in /tmp/flint-deps/usr/lib/x86_64-linux-gnu/*.so; do
     name=$(basename "$so")
     runtime=$(ls /usr/lib/x86_64-linux-gnu/"$name".* 2>/dev/null | head -1)
+    if [[ -z "$runtime" ]]; then
+      carried=$(ls /tmp/flint-deps/usr/lib/x86_64-linux-gnu/"$name".* 2>/dev/null | head -1)
+      [[ -n "$carried" ]] && cp "$carried" /usr/local/lib/ && runtime="/usr/local/lib/$(basename "$carried")"
+    fi
     [[ -n "$runtime" ]] && ln -sf "$runtime" "/usr/local/lib/$name"
   done
+  ldconfig 2>/dev/null
   export PKG_CONFIG_PATH=/usr/local/lib/pkgconfig:${PKG_CONFIG_PATH:-}
 fi
 
@@ -52,17 +61,24 @@ if ((fixtures)); then
   python3 tests/tokenizer/fixtures/make_chat_fixtures.py .carry/tokenizers "$OUT/fixtures/tokenizer" \
     >"$OUT/chat-fixtures.log" 2>&1 &&
     table+=("chat fixtures|ok") || table+=("chat fixtures|FAILED (chat-fixtures.log)")
+  # The tests below run on the fresh golden fixtures (commit them if they pass).
+  [[ -d "$OUT/fixtures/golden" ]] && cp -r "$OUT/fixtures/golden/." tests/golden/fixtures/
   (cd "$OUT" && tar czf fixtures.tgz fixtures && rm -rf fixtures)
 fi
 
+# -k 0: one broken target must not hide the results of the others.
 build_ok=0
-if cmake --preset cuda -DFLINT_BUILD_BENCHMARKS=ON >"$OUT/configure.log" 2>&1 &&
-  cmake --build --preset cuda -j 16 >"$OUT/build.log" 2>&1; then
+if cmake --preset cuda -DFLINT_BUILD_BENCHMARKS=ON >"$OUT/configure.log" 2>&1; then
   build_ok=1
-  table+=("build (cuda, sm_90a)|ok")
+  if cmake --build --preset cuda -j 16 -- -k 0 >"$OUT/build.log" 2>&1; then
+    table+=("build (cuda, sm_90a)|ok")
+  else
+    table+=("build (cuda, sm_90a)|FAILED ($(grep -c FAILED: "$OUT/build.log") targets, build.log)")
+    grep -A5 "FAILED:" "$OUT/build.log" | grep -E "error" | head -20
+  fi
 else
-  table+=("build (cuda, sm_90a)|FAILED")
-  tail -30 "$OUT/configure.log" "$OUT/build.log"
+  table+=("configure (cuda)|FAILED")
+  tail -30 "$OUT/configure.log"
 fi
 
 if ((build_ok)); then
@@ -74,9 +90,19 @@ if ((build_ok)); then
   grep -A3 "CeilingsArePlausible" "$OUT/gpu-tests.log" | grep -o "copy .*" | head -1 | sed 's/^/ceilings|/' >>"$OUT/ceilings.txt"
   [[ -s "$OUT/ceilings.txt" ]] && table+=("$(cat "$OUT/ceilings.txt")")
   if ((bench)); then
-    build/cuda/bin/flint bench --model dummy:llama-3.2-1b --device cpu --batch 1 --input-len 128 --output-len 16 \
-      --json "$OUT/bench-cpu-1b.json" >"$OUT/bench.log" 2>&1
-    table+=("bench (see bench.log)|rc $?")
+    bench_args=(--device cuda --batch 1,16,64 --input-len 128 --output-len 128)
+    for m in llama-3.2-1b llama-3.1-8b; do
+      timeout 200 build/cuda/bin/flint bench --model dummy:$m "${bench_args[@]}" --json "$OUT/bench-$m.json" \
+        >"$OUT/bench-$m.log" 2>&1
+      table+=("bench $m b1,16,64 128+128|rc $? (bench-$m.log)")
+    done
+    timeout 120 build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda --batch 1 --input-len 2048 \
+      --output-len 4 --json "$OUT/bench-8b-prefill.json" >"$OUT/bench-8b-prefill.log" 2>&1
+    table+=("bench 8b prefill 2048|rc $? (bench-8b-prefill.log)")
+    if [[ -x build/cuda/bench/bench_cuda_ops ]]; then
+      timeout 120 build/cuda/bench/bench_cuda_ops --benchmark_filter=Linear >"$OUT/bench-cuda-ops.log" 2>&1
+      table+=("bench_cuda_ops Linear|rc $? (bench-cuda-ops.log)")
+    fi
   fi
 fi
 

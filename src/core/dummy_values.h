@@ -29,7 +29,15 @@ FLINT_HOST_DEVICE inline float dummy_weight_value(uint64_t tensor_key, uint64_t 
   const uint64_t bits = splitmix64(tensor_key + index * 0x9E3779B97F4A7C15ull);
   // 24 random bits -> uniform in [-1, 1), exact in float.
   const float u = static_cast<float>(static_cast<int64_t>(bits >> 40) - (int64_t{1} << 23)) * (1.0f / 8388608.0f);
-  return is_norm ? 1.0f + 0.04f * u : 0.04f * u;
+  // Separately rounded multiply and add on the GPU too: nvcc would fuse them
+  // into one FMA and the values would differ from the host's in the last bit.
+#if defined(__CUDA_ARCH__)
+  const float scaled = __fmul_rn(0.04f, u);
+  return is_norm ? __fadd_rn(1.0f, scaled) : scaled;
+#else
+  const float scaled = 0.04f * u;
+  return is_norm ? 1.0f + scaled : scaled;
+#endif
 }
 
 }  // namespace flint

@@ -38,25 +38,34 @@ class DummyWeights final : public WeightSource {
   const std::vector<TensorHeader>& headers() const override { return headers_; }
 
   Tensor load(const std::string& name) const override {
-    for (const TensorHeader& h : headers_) {
-      if (h.name != name) continue;
-      Tensor t = Tensor::empty(dtype_, h.shape);
-      const uint64_t key = dummy_tensor_key(seed_, name);
-      const bool norm = is_norm_weight(name);
-      const auto n = static_cast<int64_t>(t.numel());
-      std::byte* out = t.raw();
-      const DType dtype = dtype_;
+    const TensorHeader& h = header(name);
+    Tensor t = Tensor::empty(dtype_, h.shape);
+    const uint64_t key = dummy_tensor_key(seed_, name);
+    const bool norm = is_norm_weight(name);
+    const auto n = static_cast<int64_t>(t.numel());
+    std::byte* out = t.raw();
+    const DType dtype = dtype_;
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i)
-        store_from_f32(dtype, out, static_cast<uint64_t>(i), dummy_weight_value(key, static_cast<uint64_t>(i), norm));
-      return t;
-    }
-    fail({.tensor = name}, "no such tensor in the dummy model");
+    for (int64_t i = 0; i < n; ++i)
+      store_from_f32(dtype, out, static_cast<uint64_t>(i), dummy_weight_value(key, static_cast<uint64_t>(i), norm));
+    return t;
+  }
+
+  Tensor load_on(const std::string& name, Backend& backend) const override {
+    const TensorHeader& h = header(name);
+    Tensor t = backend.dummy_weight(dtype_, h.shape, dummy_tensor_key(seed_, name), is_norm_weight(name));
+    return t.defined() ? t : load(name);
   }
 
   std::string describe() const override { return fmt::format("dummy {} weights (seed {})", dtype_name(dtype_), seed_); }
 
  private:
+  const TensorHeader& header(const std::string& name) const {
+    for (const TensorHeader& h : headers_)
+      if (h.name == name) return h;
+    fail({.tensor = name}, "no such tensor in the dummy model");
+  }
+
   std::vector<TensorHeader> headers_;
   DType dtype_;
   uint64_t seed_;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/memory_plan.h"
 
 namespace flint {
 namespace {
@@ -30,15 +31,17 @@ LlamaModel::LlamaModel(const ModelSource& source, Backend& backend) : config_(so
   const WeightSource& src = *source.weights;
   const LlamaConfig& c = config_;
   const DType wt = c.dtype;  // compute dtype the backend may convert weights to
-  auto norm = [&](const std::string& name) { return backend_.prepare_weight(src.load(name), DType::f32); };
+  backend_.check_weights_fit(plan_memory(c, src.headers(), {}).num_parameters, source.origin);
+  auto load = [&](const std::string& name) { return src.load_on(name, backend_); };
+  auto norm = [&](const std::string& name) { return backend_.prepare_weight(load(name), DType::f32); };
   auto linear = [&](const std::vector<std::string>& names, const std::vector<std::string>& bias_names) {
     std::vector<Tensor> parts;
-    for (const std::string& n : names) parts.push_back(src.load(n));
+    for (const std::string& n : names) parts.push_back(load(n));
     Tensor bias = bias_names.empty() ? Tensor() : concat_bias(src, bias_names);
     return backend_.prepare_linear(parts, bias, wt);
   };
 
-  w_.embed = backend_.prepare_weight(src.load("model.embed_tokens.weight"), wt);
+  w_.embed = backend_.prepare_weight(load("model.embed_tokens.weight"), wt);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     auto n = [i](const char* leaf) { return layer_name(i, leaf); };
     LayerWeights l;
@@ -62,7 +65,10 @@ LlamaModel::LlamaModel(const ModelSource& source, Backend& backend) : config_(so
   }
   w_.final_norm = norm("model.norm.weight");
   if (c.tie_word_embeddings) {
-    w_.lm_head = backend_.prepare_linear({src.load("model.embed_tokens.weight")}, Tensor(), wt);
+    // The prepared table itself: a backend that uploads must not hold it twice.
+    w_.lm_head.parts = {w_.embed};
+    w_.lm_head.in_features = c.hidden_size;
+    w_.lm_head.out_features = c.vocab_size;
   } else {
     w_.lm_head = linear({"lm_head.weight"}, {});
   }

@@ -6,6 +6,7 @@
 //   returning, reading no weight data).
 // - WeightSource::load() returns a CPU tensor: for checkpoints a view of the
 //   mmap'd file (no copy); for dummy models freshly generated values.
+//   load_on() may instead return a tensor already on the backend's device.
 // - Dummy weights are a pure function of (seed, tensor name, element index)
 //   (see dummy_weight_value), so any device can generate them in place and every
 //   device gets the same values.
@@ -20,6 +21,7 @@
 #include "core/tensor.h"
 #include "model/config.h"
 #include "model/weight_map.h"
+#include "ops/backend.h"
 
 namespace flint {
 
@@ -28,6 +30,10 @@ class WeightSource {
   virtual ~WeightSource() = default;
   virtual const std::vector<TensorHeader>& headers() const = 0;
   virtual Tensor load(const std::string& name) const = 0;  // throws Error naming the tensor if absent
+  // The tensor as `backend` will prepare it: load(name), except that a dummy
+  // source asks the backend to generate it in place (Backend::dummy_weight),
+  // so a GPU never waits on a multi-GB host copy of random numbers.
+  virtual Tensor load_on(const std::string& name, Backend& /*backend*/) const { return load(name); }
   virtual std::string describe() const = 0;                // "3 safetensors files", "dummy (seed 0)"
 };
 

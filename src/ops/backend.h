@@ -72,9 +72,21 @@ class Backend {
   // Memory.
   virtual Tensor empty(DType dtype, Shape shape) = 0;
   // A weight for this device from a host tensor (a view of an mmap'd file, or
-  // generated). CPU may keep the view; CUDA uploads.
+  // generated) or from one dummy_weight() made. CPU may keep the view; CUDA
+  // uploads.
   virtual Tensor prepare_weight(const Tensor& host, DType compute_dtype) = 0;
   virtual Linear prepare_linear(const std::vector<Tensor>& host_parts, const Tensor& host_bias, DType compute_dtype);
+  // The loader calls this once, before preparing any weight, with the number
+  // of weight elements it is about to prepare (`model` names them in errors).
+  // A device backend throws flint::Error, naming the bytes it needs and the
+  // bytes free, when they cannot fit; the CPU keeps mmap'd views and accepts.
+  virtual void check_weights_fit(int64_t elements, const std::string& model);
+  // A dummy weight (core/dummy_values.h: element i = dummy_weight_value(key, i,
+  // is_norm), stored in `dtype`) generated where this backend keeps weights, so
+  // that a multi-GB dummy model never exists on the host; prepare_weight()
+  // accepts the result. Undefined when the backend has no such path (the CPU):
+  // the caller then generates the weight on the host.
+  virtual Tensor dummy_weight(DType dtype, const Shape& shape, uint64_t key, bool is_norm);
   virtual KvCache create_kv_cache(const KvCacheShape& shape) = 0;
   virtual Tensor to_host(const Tensor& t) = 0;   // contiguous host copy
   virtual Tensor from_host(const Tensor& t) = 0;  // device copy of a host tensor

@@ -5,15 +5,11 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "core/dummy_values.h"
+#include "gpu/gpu_test_util.h"
 #include "model/weight_source.h"
 
 namespace flint {
 namespace {
-
-#define FLINT_REQUIRE_GPU()                                                        \
-  do {                                                                             \
-    if (cuda_devices().empty()) GTEST_SKIP() << "no GPU: " << cuda_unavailable_reason(); \
-  } while (0)
 
 TEST(CudaBasics, ListsDevices) {
   FLINT_REQUIRE_GPU();

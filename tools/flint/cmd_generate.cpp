@@ -93,6 +93,7 @@ void run_generate(const GenerateOptions& o) {
 
   GeneratorOptions gen_options;
   gen_options.max_batched_tokens = o.max_batched_tokens;
+  gen_options.kv_dtype = backend->activation_dtype();  // f32 on the CPU, bf16 on CUDA
   Generator generator(model, *tokenizer, gen_options);
   const bool single = requests.size() == 1;
   if (single) {

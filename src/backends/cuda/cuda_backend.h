@@ -27,8 +27,22 @@ struct CudaDeviceInfo {
 std::vector<CudaDeviceInfo> cuda_devices();
 std::string cuda_unavailable_reason();  // why cuda_devices() is empty
 
-std::unique_ptr<Backend> make_cuda_backend();
+// The CUDA backend (device 0): bf16 activations and weights, f32 norm weights,
+// biases and accumulation; see docs/CUDA.md.
+struct CudaBackendOptions {
+  // Rows of x up to which linear() streams the weight through the skinny
+  // tensor-core GEMV instead of cuBLASLt (0 = always cuBLASLt; at most 32).
+  int32_t gemv_max_rows = 16;
+};
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options = {});
 DeviceCeilings measure_cuda_ceilings();
+
+// KV-cache blocks of `bytes_per_block` that fit when the process may use
+// `fraction` (0, 1] of the GPU's memory in all: what is already allocated
+// (weights, activations, other processes) and `reserve_bytes` more are taken
+// off first. Throws flint::Error (field --gpu-memory-fraction) naming the
+// bytes when not even one block fits.
+int32_t cuda_kv_blocks_for(double fraction, uint64_t bytes_per_block, uint64_t reserve_bytes = 0);
 
 // A dummy weight made on the GPU with core/dummy_values.h (no host copy).
 Tensor cuda_dummy_tensor(DType dtype, const Shape& shape, uint64_t tensor_key, bool is_norm);

@@ -1,4 +1,4 @@
-// Device memory, device queries, dummy weights and the device's ceilings (host side).
+// Device queries, dummy weights, KV pool sizing and the device's ceilings (host side).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -7,19 +7,11 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_memory.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_memory.h"
 #include "core/error.h"
 
 namespace flint {
-
-CudaStorage::CudaStorage(size_t bytes) : size_(bytes) {
-  if (bytes > 0) FLINT_CUDA_CHECK(cudaMalloc(&data_, bytes));
-}
-
-CudaStorage::~CudaStorage() {
-  if (data_) cudaFree(data_);  // a failure here has no one to report to
-}
 
 std::vector<CudaDeviceInfo> cuda_devices() {
   int count = 0;
@@ -125,11 +117,23 @@ DeviceCeilings measure_cuda_ceilings() {
   return c;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() {
-  FLINT_CHECK(!cuda_devices().empty(), ErrorContext{.field = "--device"}, "no GPU: {}", cuda_unavailable_reason());
-  fail({.field = "--device"},
-       "CUDA inference kernels are not in this version yet: only device queries, dummy weights and ceilings are; "
-       "use --device cpu");
+int32_t cuda_kv_blocks_for(double fraction, uint64_t bytes_per_block, uint64_t reserve_bytes) {
+  FLINT_CHECK(fraction > 0.0 && fraction <= 1.0, ErrorContext{.field = "--gpu-memory-fraction"},
+              "must be in (0, 1], got {}", fraction);
+  FLINT_CHECK(bytes_per_block > 0, "KV blocks must take some memory");
+  size_t free_b = 0, total_b = 0;
+  FLINT_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const double allowed = fraction * static_cast<double>(total_b);
+  // allowed <= total, so the budget never exceeds what is free.
+  const double budget = allowed - static_cast<double>(total_b - free_b) - static_cast<double>(reserve_bytes);
+  const double blocks = budget / static_cast<double>(bytes_per_block);
+  FLINT_CHECK(blocks >= 1.0, ErrorContext{.field = "--gpu-memory-fraction"},
+              "no room for the KV cache: {} of {:.2f} GB is {:.2f} GB, but {:.2f} GB are in use and {:.2f} GB "
+              "reserved for activations ({:.2f} GB free); a block takes {} bytes",
+              fraction, static_cast<double>(total_b) / 1e9, allowed / 1e9,
+              static_cast<double>(total_b - free_b) / 1e9, static_cast<double>(reserve_bytes) / 1e9,
+              static_cast<double>(free_b) / 1e9, bytes_per_block);
+  return static_cast<int32_t>(std::min(blocks, 2147483647.0));
 }
 
 }  // namespace flint

@@ -1,5 +1,9 @@
 // backends/cuda/cuda_kernels.h — launchers of the CUDA kernels, callable from
 // host C++. Each checks its launch and throws flint::Error on failure.
+//
+// Conventions: activations are bf16, row-major and contiguous ([rows, cols]
+// with row stride cols); norm weights and biases are f32; arithmetic is f32
+// and every output is rounded once. Counts of zero launch nothing.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,5 +19,42 @@ namespace flint::cuda {
 void launch_fill_dummy(void* out, DType dtype, uint64_t n, uint64_t key, bool is_norm, cudaStream_t stream);
 // dst = src with 16-byte accesses (bytes a multiple of 16); measures bandwidth.
 void launch_copy16(const void* src, void* dst, size_t bytes, int blocks, cudaStream_t stream);
+
+// dst[i] = src[i] rounded to nearest even; src f32, f16 or bf16, dst bf16 or f32.
+void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, uint64_t n, cudaStream_t stream);
+
+// out[i, :] = table[ids[i], :]    table: [*, h] bf16; ids: [rows] (device, in range); out: [rows, h] bf16
+// (the embedding with the step's token ids, and gather_rows with row indices).
+void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int64_t h, void* out,
+                        cudaStream_t stream);
+
+// HF LlamaRMSNorm over rows of h, one CTA per row, the row held in registers:
+//   residual == null: out = w * (x * rsqrt(mean(x^2) + eps))
+//   residual != null: residual = bf16(residual + x); out = the same of the new residual
+// x, residual, out: [n, h] bf16; w: [h] f32.
+void launch_rms_norm(void* residual, const void* x, const float* w, int64_t n, int64_t h, float eps, void* out,
+                     cudaStream_t stream);
+
+// out = silu(gate) * up        gate_up: [n, 2f] bf16 (gate first); out: [n, f] bf16
+void launch_swiglu(const void* gate_up, int64_t n, int64_t f, void* out, cudaStream_t stream);
+
+// --- linear: out[n, o] = sum_k x[n, k] w[o, k] + bias[o] ---------------------------
+//   x: [n, in] bf16; w: [out, in] bf16; bias: [out] f32 or null; out: [n, out] bf16 or f32.
+
+// Weight-streaming GEMV for a few rows of x on the tensor cores: every weight
+// byte is read once with 16-byte loads; see cuda_gemv_kernels.cu.
+inline constexpr int64_t kSkinnyMaxRows = 32;
+// Whether the skinny kernel takes these operands: n <= kSkinnyMaxRows,
+// in % 8 == 0 and x, w 16-byte aligned (rows are then 16-byte aligned too).
+bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_features);
+void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
+                        int64_t out_features, int64_t in_features, cudaStream_t stream);
+// Any shape and alignment, one warp per output element: the fallback when
+// neither the skinny kernel nor cuBLASLt takes the operands.
+void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
+                            int64_t out_features, int64_t in_features, cudaStream_t stream);
+// out[i, o] += bias[o]          out: [n, out_features] bf16 or f32
+void launch_add_bias(void* out, DType out_dtype, const float* bias, int64_t n, int64_t out_features,
+                     cudaStream_t stream);
 
 }  // namespace flint::cuda

@@ -1,0 +1,548 @@
+// Causal attention over the paged KV cache with tensor cores (mma.sync
+// m16n8k16, f32 accumulate), FlashAttention-2 style.
+//
+// Rows. A CTA owns up to M query rows of one sequence and one kv head, where
+// the rows are (token, q head of the kv head's group) pairs taken in token
+// order: row R of sequence s is token R / g, q head kvh * g + R % g
+// (g = Hq / Hkv). So the g heads that share a kv head read each K/V tile once
+// (GQA without repeating K/V), and a decode token's g heads fill one MMA tile.
+// The tiles of all sequences are numbered in batch order; a CTA finds its
+// sequence by a warp scan over query_starts, so the grid depends only on
+// num_tokens, num_seqs and max_query_len. (When every sequence may take the
+// same number of tiles, as in decode, sequence = tile / tiles_per_seq instead.)
+//
+// Keys. The CTA walks its sequence's cache in tiles of 64 keys up to the last
+// row's position, gathering each tile through the block table with 16-byte
+// cp.async into shared memory, two stages deep. Keys past that position read
+// nothing and are zero-filled (stale cache rows may hold NaN; 0 x NaN would
+// leak into the sum) and every key beyond a row's own position is masked, so a
+// prefill chunk that starts mid-sequence needs nothing special.
+//
+// Two shapes of the same kernel:
+//  - prefill (max_query_len > kDecodeMaxQueryLen): M = 64 rows, four warps of
+//    16 rows each, every warp over all 64 keys of a tile;
+//  - decode: M = 16 rows, four warps over disjoint 16-key quarters of each tile
+//    (the rows are few, the keys many), merged at the end.
+// Split-KV, in both shapes when the grid alone would not fill the GPU: the key
+// tiles are cut into num_splits ranges, one CTA each, whose partial results
+// (normalised output and log-sum-exp) a second kernel combines. The split
+// count comes from max_blocks_per_seq, the grid and the SM count, never from
+// the positions, so a captured decode graph replays for any lengths.
+//
+// Online softmax in base 2: scores are scaled by scale * log2(e) and exp2f'd;
+// P is rounded to the cache type for the second MMA, as FlashAttention does.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "backends/cuda/cuda_attention.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_mma.cuh"
+
+namespace flint::cuda {
+namespace {
+
+constexpr int kThreads = 128;          // four warps, in both shapes
+constexpr int kKeyTile = 64;           // keys per pipeline stage
+constexpr int kDecodeMaxQueryLen = 4;  // steps with longer sequences run the prefill shape
+constexpr int kReduceWarps = 4;
+
+struct FlashArgs {
+  const void* qkv;      // [T, (Hq + 2 Hkv) * D]
+  const void* k_cache;  // [num_blocks, Hkv, block_size, D]
+  const void* v_cache;  // same
+  void* out;            // [T, Hq * D], written when num_splits == 1
+  float* part_o;        // [num_splits, T, Hq, D] normalised partial outputs (num_splits > 1)
+  float* part_lse;      // [num_splits, T, Hq] their log2-sum-exp2 of scaled scores
+  const int32_t* positions;
+  const int32_t* query_starts;
+  const int32_t* block_tables;
+  int num_tokens, num_seqs, max_blocks_per_seq;
+  int num_heads, kv_heads, group, block_size;
+  int tiles_per_seq;  // > 0: tile t is sequence t / tiles_per_seq's; 0: found by a scan
+  int tiles_per_split, num_splits;
+  float scale_log2;  // softmax scale * log2(e)
+};
+
+// Finds which sequence the CTA's tile belongs to, tiles(s) = ceil(n_s g / M)
+// numbered in sequence order, by a warp scan over query_starts (every warp runs
+// it; no shared memory). The next 32 sequences' lengths are loaded before the
+// current ones are scanned, so a long batch costs one memory latency, not one
+// per 32 sequences.
+__device__ bool find_tile(const int32_t* query_starts, int num_seqs, int group, int rows_per_tile, int tile, int& seq,
+                          int& local) {
+  const int lane = threadIdx.x & 31;
+  const auto length = [&](int s) { return s < num_seqs ? query_starts[s + 1] - query_starts[s] : 0; };
+  int base = 0;
+  int n_next = length(lane);
+  for (int s0 = 0; s0 < num_seqs; s0 += 32) {
+    const int n = n_next;
+    if (s0 + 32 < num_seqs) n_next = length(s0 + 32 + lane);
+    const int count = (n * group + rows_per_tile - 1) / rows_per_tile;
+    int incl = count;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    const bool mine = tile >= base + incl - count && tile < base + incl;
+    const unsigned ballot = __ballot_sync(0xffffffffu, mine);
+    if (ballot != 0) {
+      const int src = __ffs(ballot) - 1;
+      seq = s0 + src;
+      local = tile - base - __shfl_sync(0xffffffffu, incl - count, src);
+      return true;
+    }
+    base += __shfl_sync(0xffffffffu, incl, 31);
+  }
+  return false;
+}
+
+template <int D, int kWarpsM, int kWarpsN>
+struct FlashConfig {
+  static constexpr int kRows = 16 * kWarpsM;            // M: query rows per CTA
+  static constexpr int kWarpKeys = kKeyTile / kWarpsN;  // keys of a tile per warp
+  static constexpr int kStride = D + 8;                 // smem row, elements: +16 bytes keeps ldmatrix conflict-free
+  static constexpr int kAccStride = D + 8;              // epilogue f32 row: float2 stores conflict-free
+  static constexpr int kQBytes = kRows * kStride * 2;
+  static constexpr int kStageBytes = kKeyTile * kStride * 2;  // one K or one V tile
+  static constexpr int kSmemBytes = kQBytes + 4 * kStageBytes;
+  static constexpr int kEpilogueRows = kWarpsN * kRows;
+  static constexpr int kEpilogueBytes = kEpilogueRows * kAccStride * 4 + 2 * kEpilogueRows * 4;
+  static_assert(kWarpsM * kWarpsN * 32 == kThreads, "four warps");
+  static_assert(kWarpKeys % 16 == 0, "a warp's keys are whole k16 steps of the P V product");
+  static_assert(kEpilogueBytes <= 4 * kStageBytes, "the epilogue reuses the K/V stages");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA");
+};
+
+// Occupancy at D 128: prefill 2 CTAs per SM (85 KB of shared memory each),
+// decode 3 (72 KB each); the register caps below keep it so.
+template <typename T, int D, int kWarpsM, int kWarpsN>
+__global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attention_kernel(const FlashArgs a) {
+  using H = Half16<T>;
+  using C = FlashConfig<D, kWarpsM, kWarpsN>;
+  constexpr int M = C::kRows, KW = C::kWarpKeys, S = C::kStride;
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* q_s = reinterpret_cast<T*>(smem);               // [M][S]
+  T* k_s = reinterpret_cast<T*>(smem + C::kQBytes);  // [2][kKeyTile][S]
+  T* v_s = k_s + 2 * kKeyTile * S;                   // [2][kKeyTile][S]
+
+  // Heavier tiles (later in a sequence) are numbered last: start them first.
+  const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);
+  const int kvh = blockIdx.y, split = blockIdx.z;
+  int seq = 0, local = 0;
+  if (a.tiles_per_seq > 0) {  // a fixed number of tile slots per sequence, some unused
+    seq = tile / a.tiles_per_seq;
+    local = tile % a.tiles_per_seq;
+  } else if (!find_tile(a.query_starts, a.num_seqs, a.group, M, tile, seq, local)) {
+    return;
+  }
+  const int q0 = a.query_starts[seq];
+  const int seq_rows = (a.query_starts[seq + 1] - q0) * a.group;
+  const int row0 = local * M;
+  if (row0 >= seq_rows) return;
+  const int rows = min(M, seq_rows - row0);
+  // Positions rise by one per token within a sequence: the tile's last row has
+  // the largest, and keys [0, last_pos] are all that any row may see.
+  const int last_pos = a.positions[q0 + (row0 + rows - 1) / a.group];
+  const int num_keys = last_pos + 1;
+  const int key_tiles = (num_keys + kKeyTile - 1) / kKeyTile;
+  const int tile_begin = split * a.tiles_per_split;
+  const int tile_end = min(key_tiles, tile_begin + a.tiles_per_split);
+  if (tile_begin >= tile_end) return;  // this split lies past the context: nothing to do (see the reducer)
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp % kWarpsM, wn = warp / kWarpsM;
+  const int width = (a.num_heads + 2 * a.kv_heads) * D;
+  const T* qkv = static_cast<const T*>(a.qkv);
+  const T* k_cache = static_cast<const T*>(a.k_cache);
+  const T* v_cache = static_cast<const T*>(a.v_cache);
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
+
+  // Q rows -> shared memory (zeros past the sequence's rows).
+  for (int c = tid; c < M * kChunks; c += kThreads) {
+    const int r = c / kChunks, part = c % kChunks;
+    const T* src = qkv;
+    uint32_t bytes = 0;
+    if (r < rows) {
+      const int R = row0 + r;
+      const int head = kvh * a.group + R % a.group;
+      src = qkv + static_cast<int64_t>(q0 + R / a.group) * width + head * D + part * 8;
+      bytes = 16;
+    }
+    cp_async16(smem_addr(q_s + r * S + part * 8), src, bytes);
+  }
+  // One K/V tile -> stage: key j of the sequence sits in block table[j / bs], row j % bs.
+  const auto load_kv = [&](int key_tile, int stage) {
+    const int key0 = key_tile * kKeyTile;
+    T* ks = k_s + stage * kKeyTile * S;
+    T* vs = v_s + stage * kKeyTile * S;
+#pragma unroll
+    for (int i = 0; i < kKeyTile * kChunks / kThreads; ++i) {
+      const int c = tid + i * kThreads;
+      const int kr = c / kChunks, part = c % kChunks;
+      const int key = key0 + kr;
+      int64_t off = 0;
+      uint32_t bytes = 0;
+      if (key < num_keys) {
+        const int block = table[key / a.block_size];
+        off = ((static_cast<int64_t>(block) * a.kv_heads + kvh) * a.block_size + key % a.block_size) * D + part * 8;
+        bytes = 16;
+      }
+      cp_async16(smem_addr(ks + kr * S + part * 8), k_cache + off, bytes);
+      cp_async16(smem_addr(vs + kr * S + part * 8), v_cache + off, bytes);
+    }
+  };
+  cp_async_commit();  // group: Q
+  load_kv(tile_begin, 0);
+  cp_async_commit();  // group: the first K/V tile
+
+  // This thread's two rows of the warp's 16: g and g + 8 (C fragment layout).
+  int row_pos[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = wm * 16 + (lane >> 2) + 8 * h;
+    row_pos[h] = r < rows ? a.positions[q0 + (row0 + r) / a.group] : -1;  // -1: padding row, every key masked
+  }
+
+  uint32_t qf[D / 16][4];  // Q as A fragments, one per k16 step of D
+  cp_async_wait<1>();      // Q has landed (the K/V tile may still be in flight)
+  __syncthreads();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    ldmatrix_x4(qf[kk], smem_addr(q_s + (wm * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8));
+  float o[D / 8][4];                    // output accumulator, C fragments over D
+  float m[2] = {-INFINITY, -INFINITY};  // running max of the scaled scores
+  float l[2] = {0.0f, 0.0f};            // running sum, this thread's columns only
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+
+  for (int kt = tile_begin; kt < tile_end; ++kt) {
+    const int stage = (kt - tile_begin) & 1;
+    if (kt + 1 < tile_end) load_kv(kt + 1, stage ^ 1);
+    cp_async_commit();  // possibly empty: keeps "wait for all but the newest" right
+    cp_async_wait<1>();
+    __syncthreads();
+    const T* ks = k_s + stage * kKeyTile * S + wn * KW * S;
+    const T* vs = v_s + stage * kKeyTile * S + wn * KW * S;
+
+    // S = Q K^T over this warp's KW keys.
+    float s[KW / 8][4];
+#pragma unroll
+    for (int j = 0; j < KW / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int np = 0; np < KW / 16; ++np) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        // Matrices: keys +0..7 dims +0..7, keys +0..7 dims +8..15, keys +8..15 dims +0..7, keys +8..15 dims +8..15.
+        uint32_t b[4];
+        const int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
+        ldmatrix_x4(b, smem_addr(ks + key * S + kk * 16 + ((lane >> 3) & 1) * 8));
+        H::mma(s[2 * np], qf[kk], b[0], b[1]);
+        H::mma(s[2 * np + 1], qf[kk], b[2], b[3]);
+      }
+    }
+
+    // Mask, scale, online softmax.
+    const int key_base = kt * kKeyTile + wn * KW + 2 * (lane & 3);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < KW / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = key_base + j * 8 + (e & 1);
+        const float v = key <= row_pos[e >> 1] ? s[j][e] * a.scale_log2 : -INFINITY;
+        s[j][e] = v;
+        mx[e >> 1] = fmaxf(mx[e >> 1], v);
+      }
+    }
+    float corr[2], m_use[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+      const float m_new = fmaxf(m[h], mx[h]);
+      // A row with every key so far masked keeps m = -inf; subtract 0 then so
+      // that exp2(-inf - m) is 0, never NaN.
+      m_use[h] = m_new == -INFINITY ? 0.0f : m_new;
+      corr[h] = exp2f(m[h] - m_use[h]);
+      m[h] = m_new;
+    }
+    float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int j = 0; j < KW / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[j][e] = exp2f(s[j][e] - m_use[e >> 1]);
+        sum[e >> 1] += s[j][e];
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) l[h] = l[h] * corr[h] + sum[h];
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      o[j][0] *= corr[0];
+      o[j][1] *= corr[0];
+      o[j][2] *= corr[1];
+      o[j][3] *= corr[1];
+    }
+
+    // O += P V: P's C fragments are the A fragments of the next MMA.
+#pragma unroll
+    for (int kk = 0; kk < KW / 16; ++kk) {
+      const uint32_t p[4] = {H::pack(s[2 * kk][0], s[2 * kk][1]), H::pack(s[2 * kk][2], s[2 * kk][3]),
+                             H::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), H::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        // Transposed: keys +0..7 dims +0..7, keys +8..15 dims +0..7, keys +0..7 dims +8..15, keys +8..15 dims +8..15.
+        uint32_t b[4];
+        const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        ldmatrix_x4_trans(b, smem_addr(vs + key * S + dp * 16 + (lane >> 4) * 8));
+        H::mma(o[2 * dp], p, b[0], b[1]);
+        H::mma(o[2 * dp + 1], p, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // the stage is refilled next iteration
+  }
+
+  // Epilogue through shared memory (the K/V stages are free now): each warp
+  // leaves its unnormalised rows and their max and sum; then the CTA merges
+  // the kWarpsN key ranges of every row and writes the output coalesced.
+  cp_async_wait<0>();
+  float* acc_s = reinterpret_cast<float*>(smem + C::kQBytes);  // [kWarpsN * M][kAccStride]
+  float* m_s = acc_s + C::kEpilogueRows * C::kAccStride;       // [kWarpsN * M]
+  float* l_s = m_s + C::kEpilogueRows;                         // [kWarpsN * M]
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    const int r = wn * M + wm * 16 + (lane >> 2) + 8 * h;
+    float* dst = acc_s + r * C::kAccStride + 2 * (lane & 3);
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) *reinterpret_cast<float2*>(dst + j * 8) = make_float2(o[j][2 * h], o[j][2 * h + 1]);
+    if ((lane & 3) == 0) {
+      m_s[r] = m[h];
+      l_s[r] = l[h];
+    }
+  }
+  __syncthreads();
+
+  for (int idx = tid; idx < M * (D / 4); idx += kThreads) {
+    const int r = idx / (D / 4), d0 = (idx % (D / 4)) * 4;
+    if (r >= rows) continue;
+    float mmax = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarpsN; ++w) mmax = fmaxf(mmax, m_s[w * M + r]);
+    float sum = 0.0f, acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (mmax != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarpsN; ++w) {
+        const float f = exp2f(m_s[w * M + r] - mmax);
+        sum += f * l_s[w * M + r];
+        const float4 x = *reinterpret_cast<const float4*>(acc_s + (w * M + r) * C::kAccStride + d0);
+        acc[0] += f * x.x;
+        acc[1] += f * x.y;
+        acc[2] += f * x.z;
+        acc[3] += f * x.w;
+      }
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int R = row0 + r;
+    const int token = q0 + R / a.group, head = kvh * a.group + R % a.group;
+    if (a.num_splits == 1) {
+      const uint32_t lo = H::pack(acc[0] * inv, acc[1] * inv), hi = H::pack(acc[2] * inv, acc[3] * inv);
+      T* dst = static_cast<T*>(a.out) + (static_cast<int64_t>(token) * a.num_heads + head) * D + d0;
+      *reinterpret_cast<uint2*>(dst) = make_uint2(lo, hi);
+    } else {
+      const int64_t prow = (static_cast<int64_t>(split) * a.num_tokens + token) * a.num_heads + head;
+      *reinterpret_cast<float4*>(a.part_o + prow * D + d0) =
+          make_float4(acc[0] * inv, acc[1] * inv, acc[2] * inv, acc[3] * inv);
+      if (d0 == 0) a.part_lse[prow] = sum > 0.0f ? mmax + log2f(sum) : -INFINITY;
+    }
+  }
+}
+
+// Combines the split-KV partials of each (token, q head): one warp each. The
+// splits a token's row needs are exactly those that start at or before its
+// position; each of them saw at least key 0 of its range unmasked.
+template <typename T, int D>
+__global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const FlashArgs a) {
+  using H = Half16<T>;
+  constexpr int kPer = D / 32;
+  const int item = blockIdx.x * kReduceWarps + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (item >= a.num_tokens * a.num_heads) return;
+  const int token = item / a.num_heads;
+  const int pos = a.positions[token];
+  const int splits = (pos / kKeyTile + a.tiles_per_split) / a.tiles_per_split;  // ceil((pos / 64 + 1) / tps)
+  const int64_t stride = static_cast<int64_t>(a.num_tokens) * a.num_heads;
+  float mmax = -INFINITY;
+  for (int s = 0; s < splits; ++s) mmax = fmaxf(mmax, a.part_lse[s * stride + item]);
+  float sum = 0.0f, acc[kPer] = {};
+  for (int s = 0; s < splits; ++s) {
+    const float w = exp2f(a.part_lse[s * stride + item] - mmax);
+    sum += w;
+    const float* src = a.part_o + (s * stride + item) * D + lane * kPer;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) acc[i] += w * src[i];
+  }
+  const float inv = 1.0f / sum;
+  T* dst = static_cast<T*>(a.out) + static_cast<int64_t>(item) * D + lane * kPer;
+#pragma unroll
+  for (int i = 0; i < kPer; i += 2) *reinterpret_cast<uint32_t*>(dst + i) = H::pack(acc[i] * inv, acc[i + 1] * inv);
+}
+
+[[noreturn]] void bad_argument(const char* what, long long value, const char* file, int line) {
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "launch_attention: %s (got %lld)", what, value);
+  throw_cuda_error(cudaErrorInvalidValue, msg, file, line);
+}
+
+int multiprocessor_count() {
+  int device = 0, count = 0;
+  FLINT_CUDA_CHECK(cudaGetDevice(&device));
+  FLINT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+// The launch, from shapes and step sizes only.
+struct Plan {
+  bool decode = false;
+  int rows_per_tile = 0;
+  int tiles = 0;          // grid.x: an upper bound on sum over sequences of ceil(n_s g / M)
+  int tiles_per_seq = 0;  // see FlashArgs
+  int num_splits = 1;
+  int tiles_per_split = 1;
+  size_t workspace_bytes = 0;
+};
+
+Plan make_plan(const StepArrays& step, const AttentionShape& shape) {
+  Plan p;
+  const int64_t g = shape.num_heads / shape.kv_heads;
+  const int64_t T = step.num_tokens, S = step.num_seqs, maxq = std::max(step.max_query_len, 1);
+  p.decode = step.max_query_len <= kDecodeMaxQueryLen;
+  p.rows_per_tile = p.decode ? 16 : 64;
+  const int64_t M = p.rows_per_tile;
+  // Either every sequence gets as many tile slots as the longest needs (no
+  // scan; decode steps, single prompts), or the tiles are packed and each CTA
+  // scans for its sequence, whichever launches fewer CTAs.
+  const int64_t slots = (maxq * g + M - 1) / M, packed = (T * g + M - 1) / M + S;
+  p.tiles = static_cast<int>(std::min(S * slots, packed));
+  p.tiles_per_seq = S * slots <= packed ? static_cast<int>(slots) : 0;
+  const int64_t key_tiles = std::max<int64_t>(
+      1, (static_cast<int64_t>(step.max_blocks_per_seq) * shape.block_size + kKeyTile - 1) / kKeyTile);
+  p.tiles_per_split = static_cast<int>(key_tiles);
+  // Too few CTAs to fill the GPU (decode, or a short chunk next to decode
+  // tokens): split the keys, aiming for two CTAs per SM; a split keeps at
+  // least one key tile.
+  const int64_t ctas = static_cast<int64_t>(p.tiles) * shape.kv_heads;
+  const int64_t want = std::clamp<int64_t>((2 * multiprocessor_count() + ctas - 1) / ctas, 1, key_tiles);
+  p.tiles_per_split = static_cast<int>((key_tiles + want - 1) / want);
+  p.num_splits = static_cast<int>((key_tiles + p.tiles_per_split - 1) / p.tiles_per_split);
+  if (p.num_splits > 1)
+    p.workspace_bytes = static_cast<size_t>(p.num_splits) * T * shape.num_heads * (shape.head_dim + 1) * sizeof(float);
+  return p;
+}
+
+void check_shape(const StepArrays& step, const AttentionShape& shape) {
+  if (shape.head_dim != 64 && shape.head_dim != 128)
+    bad_argument("head_dim must be 64 or 128", shape.head_dim, __FILE__, __LINE__);
+  if (shape.kv_heads <= 0 || shape.num_heads <= 0 || shape.num_heads % shape.kv_heads != 0)
+    bad_argument("num_heads must be a positive multiple of kv_heads", shape.num_heads, __FILE__, __LINE__);
+  if (shape.block_size <= 0) bad_argument("block_size must be positive", shape.block_size, __FILE__, __LINE__);
+  if (step.num_tokens > 0 && step.max_blocks_per_seq <= 0)
+    bad_argument("max_blocks_per_seq must be positive", step.max_blocks_per_seq, __FILE__, __LINE__);
+  if (static_cast<int64_t>(step.num_tokens) * shape.num_heads > (int64_t{1} << 30))
+    bad_argument("too many tokens x heads", static_cast<long long>(step.num_tokens) * shape.num_heads, __FILE__,
+                 __LINE__);
+}
+
+template <typename T, int D, int kWarpsM, int kWarpsN>
+void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream) {
+  using C = FlashConfig<D, kWarpsM, kWarpsN>;
+  const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN>;
+  FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+  // Two or three CTAs per SM need nearly all of the unified L1/shared memory as shared.
+  FLINT_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  const dim3 grid(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(args.kv_heads),
+                  static_cast<unsigned>(plan.num_splits));
+  kernel<<<grid, kThreads, C::kSmemBytes, stream>>>(args);
+  FLINT_CUDA_CHECK_LAUNCH();
+  if (plan.num_splits > 1) {
+    const int items = args.num_tokens * args.num_heads;
+    combine_splits_kernel<T, D><<<(items + kReduceWarps - 1) / kReduceWarps, kReduceWarps * 32, 0, stream>>>(args);
+    FLINT_CUDA_CHECK_LAUNCH();
+  }
+}
+
+template <typename T, int D>
+void launch_typed(const FlashArgs& args, const Plan& plan, cudaStream_t stream) {
+  if (plan.decode)
+    launch_flash<T, D, 1, 4>(args, plan, stream);
+  else
+    launch_flash<T, D, 4, 1>(args, plan, stream);
+}
+
+}  // namespace
+
+size_t attention_workspace_bytes(const StepArrays& step, const AttentionShape& shape) {
+  check_shape(step, shape);
+  if (step.num_tokens <= 0 || step.num_seqs <= 0) return 0;
+  return make_plan(step, shape).workspace_bytes;
+}
+
+void launch_attention(const void* qkv, DType dtype, const StepArrays& step, const AttentionShape& shape,
+                      const void* k_cache, const void* v_cache, void* out, void* workspace, size_t workspace_bytes,
+                      cudaStream_t stream) {
+  check_shape(step, shape);
+  if (dtype != DType::bf16 && dtype != DType::f16)
+    bad_argument("dtype must be bf16 or f16", static_cast<int>(dtype), __FILE__, __LINE__);
+  if (step.num_tokens <= 0 || step.num_seqs <= 0) return;
+  const Plan plan = make_plan(step, shape);
+  if (workspace_bytes < plan.workspace_bytes || (plan.workspace_bytes > 0 && workspace == nullptr))
+    bad_argument("workspace smaller than attention_workspace_bytes()", static_cast<long long>(workspace_bytes),
+                 __FILE__, __LINE__);
+
+  FlashArgs args{};
+  args.qkv = qkv;
+  args.k_cache = k_cache;
+  args.v_cache = v_cache;
+  args.out = out;
+  args.part_o = static_cast<float*>(workspace);
+  args.part_lse = plan.num_splits > 1 ? args.part_o + static_cast<size_t>(plan.num_splits) * step.num_tokens *
+                                                          shape.num_heads * shape.head_dim
+                                      : nullptr;
+  args.positions = step.positions;
+  args.query_starts = step.query_starts;
+  args.block_tables = step.block_tables;
+  args.num_tokens = step.num_tokens;
+  args.num_seqs = step.num_seqs;
+  args.max_blocks_per_seq = step.max_blocks_per_seq;
+  args.num_heads = shape.num_heads;
+  args.kv_heads = shape.kv_heads;
+  args.group = shape.num_heads / shape.kv_heads;
+  args.block_size = shape.block_size;
+  args.tiles_per_seq = plan.tiles_per_seq;
+  args.tiles_per_split = plan.tiles_per_split;
+  args.num_splits = plan.num_splits;
+  args.scale_log2 = shape.scale * 1.4426950408889634f;
+
+  if (dtype == DType::bf16) {
+    if (shape.head_dim == 64)
+      launch_typed<__nv_bfloat16, 64>(args, plan, stream);
+    else
+      launch_typed<__nv_bfloat16, 128>(args, plan, stream);
+  } else {
+    if (shape.head_dim == 64)
+      launch_typed<__half, 64>(args, plan, stream);
+    else
+      launch_typed<__half, 128>(args, plan, stream);
+  }
+}
+
+}  // namespace flint::cuda

@@ -1,0 +1,433 @@
+// The CUDA backend: argument checks, memory and the step's arrays live here;
+// kernels are in the .cu files behind cuda_kernels.h (row-wise ops, GEMV),
+// cuda_linear.h (cuBLASLt) and cuda_attention.h (RoPE, paged attention).
+//
+// Dtypes: activations (and so the KV cache) are bf16; weight matrices are
+// bf16 whatever the checkpoint holds (f32 and f16 are rounded once, on the
+// GPU, at load); norm weights and biases are f32; every kernel accumulates in
+// f32. bf16 rather than f16: it has f32's range, so Llama's residual stream
+// (which grows to the hundreds in real checkpoints) cannot overflow, and
+// Llama checkpoints are published in bf16, so their weights are used exactly.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "backends/cuda/cuda_attention.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_linear.h"
+#include "backends/cuda/cuda_memory.h"
+#include "core/error.h"
+
+namespace flint {
+namespace {
+
+constexpr DType kAct = DType::bf16;
+// Room kept free beside the weights: CUDA context, cuBLASLt workspace, a
+// step's activations.
+constexpr uint64_t kWeightHeadroomBytes = uint64_t{1} << 30;
+
+bool is_float_weight(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
+
+std::string gigabytes(uint64_t bytes) { return fmt::format("{:.2f} GB", static_cast<double>(bytes) / 1e9); }
+
+void check_act(const Tensor& t, const char* op, const char* what, const Shape& shape) {
+  FLINT_CHECK(t.defined() && t.device() == Device::cuda, "{}: {} must be a CUDA tensor", op, what);
+  FLINT_CHECK(t.dtype() == kAct, "{}: {} must be bf16, got {}", op, what, dtype_name(t.dtype()));
+  FLINT_CHECK(t.is_contiguous(), "{}: {} must be contiguous", op, what);
+  FLINT_CHECK(t.shape() == shape, "{}: {} has shape {}, expected {}", op, what, shape_to_string(t.shape()),
+              shape_to_string(shape));
+}
+
+void check_device(const Tensor& t, DType dtype, const Shape& shape, const char* op, const char* what) {
+  FLINT_CHECK(t.defined() && t.device() == Device::cuda && t.is_contiguous(),
+              "{}: {} must be a contiguous CUDA tensor (prepared by this backend)", op, what);
+  FLINT_CHECK(t.dtype() == dtype && t.shape() == shape, "{}: {} is {} {}, expected {} {}", op, what,
+              dtype_name(t.dtype()), shape_to_string(t.shape()), dtype_name(dtype), shape_to_string(shape));
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& options)
+      : context_(std::make_shared<cuda::StreamContext>(current_device())),
+        linear_(context_->stream(), options.gemv_max_rows),
+        step_upload_(context_),
+        rows_upload_(context_) {
+    FLINT_CHECK(options.gemv_max_rows >= 0 && options.gemv_max_rows <= cuda::kSkinnyMaxRows,
+                "gemv_max_rows must be in [0, {}], got {}", cuda::kSkinnyMaxRows, options.gemv_max_rows);
+    cudaDeviceProp p{};
+    FLINT_CUDA_CHECK(cudaGetDeviceProperties(&p, context_->device()));
+    device_name_ = p.name;
+  }
+
+  ~CudaBackend() override { cudaStreamSynchronize(stream()); }
+
+  Device device() const override { return Device::cuda; }
+  std::string name() const override { return "cuda"; }
+  DType activation_dtype() const override { return kAct; }
+
+  Tensor empty(DType dtype, Shape shape) override { return cuda::pooled_tensor(context_, dtype, std::move(shape)); }
+
+  // 1-D weights (norms, biases) become f32, matrices bf16; `compute_dtype` is
+  // not consulted (see the top of this file).
+  Tensor prepare_weight(const Tensor& src, DType compute_dtype) override {
+    (void)compute_dtype;
+    check_weight_source(src, "prepare_weight");
+    const DType target = src.dim() <= 1 ? DType::f32 : DType::bf16;
+    if (src.device() == Device::cuda && src.is_contiguous() && src.dtype() == target) return src;
+    Tensor out = device_tensor(target, src.shape());
+    copy_converted(src, out.raw(), target);
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));  // load time; the source may go away now
+    return out;
+  }
+
+  // Fuses the parts into one bf16 [out_features, in_features] matrix.
+  Linear prepare_linear(const std::vector<Tensor>& parts, const Tensor& bias, DType compute_dtype) override {
+    FLINT_CHECK(!parts.empty(), "prepare_linear: no weight parts");
+    Linear l;
+    l.in_features = parts.front().dim() == 2 ? parts.front().size(1) : -1;
+    for (const Tensor& part : parts) {
+      check_weight_source(part, "prepare_linear");
+      FLINT_CHECK(part.dim() == 2 && part.size(1) == l.in_features, "linear parts disagree: {} vs in_features {}",
+                  shape_to_string(part.shape()), l.in_features);
+      l.out_features += part.size(0);
+    }
+    if (parts.size() == 1) {
+      l.parts.push_back(prepare_weight(parts.front(), compute_dtype));
+    } else {
+      Tensor fused = device_tensor(DType::bf16, {l.out_features, l.in_features});
+      size_t offset = 0;
+      for (const Tensor& part : parts) {
+        copy_converted(part, fused.raw() + offset, DType::bf16);
+        offset += dtype_bytes(DType::bf16, static_cast<uint64_t>(part.numel()));
+      }
+      FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+      l.parts.push_back(std::move(fused));
+    }
+    if (bias.defined()) {
+      FLINT_CHECK(bias.numel() == l.out_features, "bias of {} elements for {} outputs", bias.numel(),
+                  l.out_features);
+      l.bias = prepare_weight(bias.reshape({l.out_features}), DType::f32);
+    }
+    return l;
+  }
+
+  void check_weights_fit(int64_t elements, const std::string& model) override {
+    size_t free_b = 0, total_b = 0;
+    FLINT_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const uint64_t need = dtype_bytes(DType::bf16, static_cast<uint64_t>(elements));
+    FLINT_CHECK(need + kWeightHeadroomBytes <= free_b,
+                "model does not fit on the GPU: {} needs {} of bf16 weights (+{} of headroom), and {} has {} free "
+                "of {}",
+                model, gigabytes(need), gigabytes(kWeightHeadroomBytes), device_name_, gigabytes(free_b),
+                gigabytes(total_b));
+  }
+
+  Tensor dummy_weight(DType dtype, const Shape& shape, uint64_t key, bool is_norm) override {
+    FLINT_CHECK(is_float_weight(dtype), "dummy weights on CUDA must be f32, bf16 or f16, not {}", dtype_name(dtype));
+    Tensor t = device_tensor(dtype, shape);
+    cuda::launch_fill_dummy(t.raw(), dtype, static_cast<uint64_t>(t.numel()), key, is_norm, stream());
+    return t;
+  }
+
+  KvCache create_kv_cache(const KvCacheShape& shape) override {
+    FLINT_CHECK(shape.num_layers > 0 && shape.num_blocks > 0 && shape.block_size > 0 && shape.kv_heads > 0 &&
+                    shape.head_dim > 0,
+                "KV cache shape must be positive: {} layers, {} blocks of {}, {} kv heads, head_dim {}",
+                shape.num_layers, shape.num_blocks, shape.block_size, shape.kv_heads, shape.head_dim);
+    FLINT_CHECK(shape.dtype == kAct, "the CUDA backend keeps K/V in bf16 (its activation dtype), not {}",
+                dtype_name(shape.dtype));
+    // Memory the pool keeps but no tensor uses goes back before a large allocation.
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    FLINT_CUDA_CHECK(cudaMemPoolTrimTo(context_->pool(), 0));
+    size_t free_b = 0, total_b = 0;
+    FLINT_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const uint64_t bytes = shape.bytes();
+    FLINT_CHECK(bytes <= free_b, "KV cache of {} blocks x {} layers needs {}; {} has {} free of {}",
+                shape.num_blocks, shape.num_layers, gigabytes(bytes), device_name_, gigabytes(free_b),
+                gigabytes(total_b));
+    auto storage = std::make_shared<CudaStorage>(bytes);
+    // Zeros, not garbage, in positions no sequence has written: a kernel that
+    // weights a masked position by 0 must not meet a NaN there.
+    FLINT_CUDA_CHECK(cudaMemsetAsync(storage->data(), 0, bytes, stream()));
+    KvCache cache;
+    cache.shape = shape;
+    const Shape s = {shape.num_blocks, shape.kv_heads, shape.block_size, shape.head_dim};
+    const size_t layer_bytes = bytes / (2 * static_cast<size_t>(shape.num_layers));
+    for (int32_t l = 0; l < shape.num_layers; ++l) {
+      cache.k.push_back(Tensor::wrap(storage, (2 * static_cast<size_t>(l)) * layer_bytes, shape.dtype, s));
+      cache.v.push_back(Tensor::wrap(storage, (2 * static_cast<size_t>(l) + 1) * layer_bytes, shape.dtype, s));
+    }
+    return cache;
+  }
+
+  Tensor to_host(const Tensor& t) override {
+    if (t.device() == Device::cpu) return t.contiguous_copy();
+    FLINT_CHECK(t.is_contiguous(), "to_host needs a contiguous CUDA tensor");
+    Tensor host = Tensor::empty(t.dtype(), t.shape());
+    if (t.nbytes() > 0)
+      FLINT_CUDA_CHECK(cudaMemcpyAsync(host.raw(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost, stream()));
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    return host;
+  }
+
+  Tensor from_host(const Tensor& t) override {
+    FLINT_CHECK(t.defined() && t.device() == Device::cpu, "from_host needs a host tensor");
+    const Tensor src = t.is_contiguous() ? t : t.contiguous_copy();
+    Tensor out = empty(src.dtype(), src.shape());
+    if (src.nbytes() > 0)
+      FLINT_CUDA_CHECK(cudaMemcpyAsync(out.raw(), src.raw(), src.nbytes(), cudaMemcpyHostToDevice, stream()));
+    return out;
+  }
+
+  void synchronize() override { FLINT_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+  void begin_step(const Batch& batch, const KvCache& cache) override {
+    batch.validate(cache.shape.block_size, cache.shape.num_blocks);
+    host_token_ids_ = batch.token_ids;
+    host_logits_rows_ = batch.logits_rows;
+    step_shape_ = cache.shape;
+    const auto T = static_cast<size_t>(batch.num_tokens()), S = static_cast<size_t>(batch.num_seqs());
+    // One int32 array, one copy: token ids, positions, token_seq, query_starts,
+    // context_lens, block tables, logits rows.
+    std::vector<int32_t>& a = staging_;
+    a.clear();
+    a.insert(a.end(), batch.token_ids.begin(), batch.token_ids.end());
+    a.insert(a.end(), batch.positions.begin(), batch.positions.end());
+    for (size_t s = 0; s < S; ++s)
+      a.insert(a.end(), static_cast<size_t>(batch.query_starts[s + 1] - batch.query_starts[s]),
+               static_cast<int32_t>(s));
+    a.insert(a.end(), batch.query_starts.begin(), batch.query_starts.end());
+    a.insert(a.end(), batch.context_lens.begin(), batch.context_lens.end());
+    a.insert(a.end(), batch.block_tables.begin(), batch.block_tables.end());
+    a.insert(a.end(), batch.logits_rows.begin(), batch.logits_rows.end());
+    const auto* d = reinterpret_cast<const int32_t*>(step_upload_.upload(a.data(), a.size() * sizeof(int32_t)));
+    token_ids_ = d;
+    step_.positions = d + T;
+    step_.token_seq = d + 2 * T;
+    step_.query_starts = d + 3 * T;
+    step_.context_lens = step_.query_starts + S + 1;
+    step_.block_tables = step_.context_lens + S;
+    logits_rows_ = step_.block_tables + S * static_cast<size_t>(batch.max_blocks_per_seq);
+    step_.num_tokens = batch.num_tokens();
+    step_.num_seqs = batch.num_seqs();
+    step_.max_query_len = batch.max_query_len();
+    step_.max_blocks_per_seq = batch.max_blocks_per_seq;
+    have_step_ = true;
+  }
+
+  void embedding(const Tensor& table, Tensor& out) override {
+    require_step("embedding");
+    FLINT_CHECK(table.dim() == 2, "embedding: table must be [vocab, hidden], got {}", shape_to_string(table.shape()));
+    check_device(table, DType::bf16, table.shape(), "embedding", "table");
+    const int64_t vocab = table.size(0), h = table.size(1), n = step_.num_tokens;
+    check_act(out, "embedding", "out", {n, h});
+    for (int64_t t = 0; t < n; ++t) {
+      const int32_t id = host_token_ids_[static_cast<size_t>(t)];
+      FLINT_CHECK(id >= 0 && id < vocab, "embedding: token id {} (batch row {}) is outside the vocabulary [0, {})", id,
+                  t, vocab);
+    }
+    cuda::launch_gather_rows(table.raw(), token_ids_, n, h, out.raw(), stream());
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    FLINT_CHECK(x.dim() == 2, "rms_norm: x must be [N, H], got {}", shape_to_string(x.shape()));
+    check_act(x, "rms_norm", "x", x.shape());
+    check_act(out, "rms_norm", "out", x.shape());
+    check_device(weight, DType::f32, {x.size(1)}, "rms_norm", "weight");
+    cuda::launch_rms_norm(nullptr, x.raw(), weight.data<float>(), x.size(0), x.size(1), eps, out.raw(), stream());
+  }
+
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    FLINT_CHECK(residual.dim() == 2, "add_rms_norm: residual must be [N, H], got {}",
+                shape_to_string(residual.shape()));
+    check_act(residual, "add_rms_norm", "residual", residual.shape());
+    check_act(x, "add_rms_norm", "x", residual.shape());
+    check_act(out, "add_rms_norm", "out", residual.shape());
+    check_device(weight, DType::f32, {residual.size(1)}, "add_rms_norm", "weight");
+    cuda::launch_rms_norm(residual.raw(), x.raw(), weight.data<float>(), residual.size(0), residual.size(1), eps,
+                          out.raw(), stream());
+  }
+
+  void linear(const Tensor& x, const Linear& w, Tensor& out) override {
+    FLINT_CHECK(x.dim() == 2, "linear: x must be [N, in], got {}", shape_to_string(x.shape()));
+    const int64_t n = x.size(0);
+    check_act(x, "linear", "x", {n, w.in_features});
+    FLINT_CHECK(out.defined() && out.device() == Device::cuda && out.is_contiguous() &&
+                    (out.dtype() == DType::bf16 || out.dtype() == DType::f32),
+                "linear: out must be a contiguous CUDA bf16 or f32 tensor");
+    FLINT_CHECK(out.shape() == (Shape{n, w.out_features}), "linear: out has shape {}, expected [{}, {}]",
+                shape_to_string(out.shape()), n, w.out_features);
+    FLINT_CHECK(w.parts.size() == 1, "linear: {} weight parts; the CUDA backend takes one fused matrix "
+                                     "(use its prepare_linear)", w.parts.size());
+    check_device(w.parts.front(), DType::bf16, {w.out_features, w.in_features}, "linear", "weight");
+    const float* bias = nullptr;
+    if (w.bias.defined()) {
+      check_device(w.bias, DType::f32, {w.out_features}, "linear", "bias");
+      bias = w.bias.data<float>();
+    }
+    linear_.run(x.raw(), n, w.parts.front().raw(), bias, out.raw(), out.dtype(), w.out_features, w.in_features);
+  }
+
+  void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,
+                      int32_t layer) override {
+    check_attention_args(qkv, p, cache, layer, "rope_and_cache");
+    check_device(rope.inv_freq, DType::f32, {p.head_dim / 2}, "rope_and_cache", "inv_freq");
+    const auto l = static_cast<size_t>(layer);
+    cuda::launch_rope_and_cache(qkv.raw(), kAct, rope.inv_freq.data<float>(), step_, attention_shape(p),
+                                cache.k[l].raw(), cache.v[l].raw(), stream());
+  }
+
+  void attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
+                 Tensor& out) override {
+    check_attention_args(qkv, p, cache, layer, "attention");
+    check_act(out, "attention", "out", {step_.num_tokens, static_cast<int64_t>(p.num_heads) * p.head_dim});
+    const cuda::AttentionShape shape = attention_shape(p);
+    const size_t need = cuda::attention_workspace_bytes(step_, shape);
+    if (need > 0 && (!attention_workspace_.defined() || attention_workspace_.nbytes() < need))
+      attention_workspace_ = empty(DType::u8, {static_cast<int64_t>(need + need / 4)});
+    const auto l = static_cast<size_t>(layer);
+    cuda::launch_attention(qkv.raw(), kAct, step_, shape, cache.k[l].raw(), cache.v[l].raw(), out.raw(),
+                           attention_workspace_.defined() ? attention_workspace_.raw() : nullptr,
+                           attention_workspace_.defined() ? attention_workspace_.nbytes() : 0, stream());
+  }
+
+  void swiglu(const Tensor& gate_up, Tensor& out) override {
+    FLINT_CHECK(gate_up.dim() == 2 && gate_up.size(1) % 2 == 0, "swiglu: gate_up must be [N, 2F], got {}",
+                shape_to_string(gate_up.shape()));
+    check_act(gate_up, "swiglu", "gate_up", gate_up.shape());
+    const int64_t n = gate_up.size(0), f = gate_up.size(1) / 2;
+    check_act(out, "swiglu", "out", {n, f});
+    cuda::launch_swiglu(gate_up.raw(), n, f, out.raw(), stream());
+  }
+
+  void gather_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor& out) override {
+    FLINT_CHECK(x.dim() == 2, "gather_rows: x must be [T, H], got {}", shape_to_string(x.shape()));
+    check_act(x, "gather_rows", "x", x.shape());
+    const int64_t t = x.size(0), h = x.size(1);
+    check_act(out, "gather_rows", "out", {static_cast<int64_t>(rows.size()), h});
+    for (int32_t r : rows) FLINT_CHECK(r >= 0 && r < t, "gather_rows: row {} outside [0, {})", r, t);
+    if (rows.empty()) return;
+    // The forward pass gathers the step's logits rows: already on the device.
+    const int32_t* d_rows = have_step_ && rows == host_logits_rows_
+                                ? logits_rows_
+                                : reinterpret_cast<const int32_t*>(
+                                      rows_upload_.upload(rows.data(), rows.size() * sizeof(int32_t)));
+    cuda::launch_gather_rows(x.raw(), d_rows, static_cast<int64_t>(rows.size()), h, out.raw(), stream());
+  }
+
+ private:
+  static int current_device() {
+    int device = 0;
+    FLINT_CUDA_CHECK(cudaGetDevice(&device));
+    return device;
+  }
+
+  cudaStream_t stream() const { return context_->stream(); }
+
+  Tensor device_tensor(DType dtype, const Shape& shape) {
+    const int64_t n = shape_numel(shape);
+    return Tensor::wrap(std::make_shared<CudaStorage>(dtype_bytes(dtype, static_cast<uint64_t>(n))), 0, dtype,
+                        shape);
+  }
+
+  static void check_weight_source(const Tensor& t, const char* op) {
+    FLINT_CHECK(t.defined(), "{}: undefined tensor", op);
+    FLINT_CHECK(is_float_weight(t.dtype()),
+                "the CUDA backend runs f32, bf16 and f16 weights; got a {} tensor of shape {}", dtype_name(t.dtype()),
+                shape_to_string(t.shape()));
+  }
+
+  // Writes `src` (host or device, f32/f16/bf16, any strides on the host) as
+  // contiguous `dst_dtype` at `dst`, queued on the stream.
+  void copy_converted(const Tensor& src, void* dst, DType dst_dtype) {
+    const auto n = static_cast<uint64_t>(src.numel());
+    if (n == 0) return;
+    if (src.device() == Device::cuda) {
+      FLINT_CHECK(src.is_contiguous(), "the CUDA backend prepares contiguous device tensors only");
+      if (src.dtype() == dst_dtype)
+        FLINT_CUDA_CHECK(cudaMemcpyAsync(dst, src.raw(), src.nbytes(), cudaMemcpyDeviceToDevice, stream()));
+      else
+        cuda::launch_convert(src.raw(), src.dtype(), dst, dst_dtype, n, stream());
+      return;
+    }
+    const Tensor host = src.is_contiguous() ? src : src.contiguous_copy();
+    if (host.dtype() == dst_dtype) {
+      // From pageable memory (an mmap'd file): returns once staged, so `host` may go.
+      FLINT_CUDA_CHECK(cudaMemcpyAsync(dst, host.raw(), host.nbytes(), cudaMemcpyHostToDevice, stream()));
+      return;
+    }
+    // Convert on the GPU, through a staging buffer of at most 64 MB.
+    const uint64_t chunk = std::min<uint64_t>(n, uint64_t{16} << 20);
+    Tensor staging = empty(host.dtype(), {static_cast<int64_t>(chunk)});
+    const size_t in_bytes = dtype_bytes(host.dtype(), 1), out_bytes = dtype_bytes(dst_dtype, 1);
+    for (uint64_t at = 0; at < n; at += chunk) {
+      const uint64_t m = std::min(chunk, n - at);
+      FLINT_CUDA_CHECK(cudaMemcpyAsync(staging.raw(), host.raw() + at * in_bytes, m * in_bytes,
+                                       cudaMemcpyHostToDevice, stream()));
+      cuda::launch_convert(staging.raw(), host.dtype(), static_cast<std::byte*>(dst) + at * out_bytes, dst_dtype, m,
+                           stream());
+    }
+  }
+
+  void require_step(const char* op) const { FLINT_CHECK(have_step_, "{}: begin_step() must be called first", op); }
+
+  cuda::AttentionShape attention_shape(const AttentionParams& p) const {
+    cuda::AttentionShape s;
+    s.num_heads = p.num_heads;
+    s.kv_heads = p.kv_heads;
+    s.head_dim = p.head_dim;
+    s.block_size = step_shape_.block_size;
+    s.scale = p.scale;
+    return s;
+  }
+
+  void check_attention_args(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
+                            const char* op) const {
+    require_step(op);
+    FLINT_CHECK(p.num_heads > 0 && p.kv_heads > 0 && p.num_heads % p.kv_heads == 0,
+                "{}: {} query heads cannot share {} kv heads", op, p.num_heads, p.kv_heads);
+    FLINT_CHECK(p.head_dim > 0 && p.head_dim % 2 == 0, "{}: head_dim {} must be positive and even", op, p.head_dim);
+    const KvCacheShape& s = cache.shape;
+    FLINT_CHECK(s.block_size == step_shape_.block_size && s.num_blocks == step_shape_.num_blocks,
+                "{}: the cache is not the one begin_step() checked the batch against", op);
+    FLINT_CHECK(s.kv_heads == p.kv_heads && s.head_dim == p.head_dim,
+                "{}: cache holds {} kv heads of {}, attention wants {} of {}", op, s.kv_heads, s.head_dim, p.kv_heads,
+                p.head_dim);
+    FLINT_CHECK(layer >= 0 && static_cast<size_t>(layer) < cache.k.size() && cache.k.size() == cache.v.size(),
+                "{}: layer {} outside the cache's {} layers", op, layer, cache.k.size());
+    const Shape expect = {s.num_blocks, s.kv_heads, s.block_size, s.head_dim};
+    for (const Tensor* t : {&cache.k[static_cast<size_t>(layer)], &cache.v[static_cast<size_t>(layer)]})
+      check_device(*t, kAct, expect, op, "cache");
+    check_act(qkv, op, "qkv", {step_.num_tokens, static_cast<int64_t>(p.num_heads + 2 * p.kv_heads) * p.head_dim});
+  }
+
+  std::shared_ptr<cuda::StreamContext> context_;
+  cuda::LinearRunner linear_;
+  cuda::StagedUpload step_upload_;  // the step's arrays
+  cuda::StagedUpload rows_upload_;  // gather_rows indices that are not the step's logits rows
+  std::string device_name_;
+
+  // The step, on the host: the ids (range-checked by embedding()) and the
+  // logits rows; the rest lives only on the device (block tables can be large).
+  std::vector<int32_t> host_token_ids_, host_logits_rows_;
+  std::vector<int32_t> staging_;  // the packed step arrays before upload
+  KvCacheShape step_shape_;
+  cuda::StepArrays step_;
+  const int32_t* token_ids_ = nullptr;    // [T] on the device
+  const int32_t* logits_rows_ = nullptr;  // [R] on the device
+  bool have_step_ = false;
+  Tensor attention_workspace_;  // grows to the largest step's need
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
+  FLINT_CHECK(!cuda_devices().empty(), ErrorContext{.field = "--device"}, "no GPU: {}", cuda_unavailable_reason());
+  return std::make_unique<CudaBackend>(options);
+}
+
+}  // namespace flint

@@ -1,0 +1,372 @@
+// The CUDA backend's ops against the CPU backend's on random inputs.
+//
+// Both backends get the same bf16 values (the CPU widens them exactly to f32),
+// so the only differences are the GPU's bf16 outputs and the order of f32
+// additions. Bounds, as ||gpu - cpu|| / ||cpu|| over the whole output:
+//   bf16 outputs: 1e-2. Rounding to bf16 moves each element by at most
+//     2^-8 of itself (|e| <= u = 3.9e-3), so the norm of the error is at most
+//     u of the norm; an op that rounds an intermediate too (the residual of
+//     add_rms_norm) doubles that. 1e-2 leaves 30% room above 2u and is far
+//     below what a wrong index, a missed row or a wrong scale gives (>= 1e-1).
+//   f32 outputs of linear: 1e-4. Products of bf16 values are exact in f32, so
+//     only the summation order differs (~1e-6 for these K).
+// Copies (embedding, gather_rows) and conversions must be bit-exact.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/cuda_backend.h"
+#include "core/error.h"
+#include "gpu/gpu_test_util.h"
+#include "model/weight_source.h"
+
+namespace flint {
+namespace {
+
+using testing::poisoned;
+using testing::Random;
+using testing::relative_error;
+using testing::same_bits;
+
+constexpr double kBf16Tol = 1e-2;
+constexpr double kF32Tol = 1e-4;
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FLINT_REQUIRE_GPU();
+    cpu = make_cpu_backend();
+    gpu = make_cuda_backend();
+    seed = testing::fresh_seed();
+  }
+
+  // A host bf16 tensor of uniform values, and its exact f32 widening.
+  Tensor bf16(Random& rng, const Shape& shape, float lo = -1.0f, float hi = 1.0f) {
+    return rng.tensor(DType::bf16, shape, lo, hi);
+  }
+  static Tensor widen(const Tensor& t) { return testing::as_f32_2d(t).reshape(t.shape()); }
+
+  // One prompt of `ids` on each backend, with caches of one layer.
+  void begin_prompt(const std::vector<int32_t>& ids) {
+    KvCacheShape s;
+    s.num_layers = 1;
+    s.num_blocks = 64;
+    s.block_size = 16;
+    s.kv_heads = 1;
+    s.head_dim = 64;
+    s.dtype = DType::bf16;
+    gpu_cache = gpu->create_kv_cache(s);
+    s.dtype = DType::f32;
+    cpu_cache = cpu->create_kv_cache(s);
+    BatchBuilder bb(64);
+    std::vector<int32_t> blocks;
+    for (size_t i = 0; i * 16 < ids.size(); ++i) blocks.push_back(static_cast<int32_t>(i));
+    bb.add_sequence(ids, 0, blocks, true, true);
+    const Batch batch = bb.build();
+    gpu->begin_step(batch, gpu_cache);
+    cpu->begin_step(batch, cpu_cache);
+  }
+
+  std::unique_ptr<Backend> cpu, gpu;
+  KvCache cpu_cache, gpu_cache;
+  uint64_t seed = 0;
+};
+
+TEST_F(CudaOps, EmbeddingCopiesRowsExactly) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (int64_t h : {64, 100, 4096}) {
+    const int64_t vocab = 1000;
+    const Tensor table = bf16(rng, {vocab, h});
+    const Tensor gpu_table = gpu->prepare_weight(table, DType::bf16);
+    for (int32_t t : {1, 7, 33}) {
+      std::vector<int32_t> ids = {0, static_cast<int32_t>(vocab - 1)};
+      while (static_cast<int32_t>(ids.size()) < t) ids.push_back(rng.integer(0, static_cast<int32_t>(vocab - 1)));
+      ids.resize(static_cast<size_t>(t));
+      begin_prompt(ids);
+      Tensor out = poisoned(*gpu, DType::bf16, {t, h});
+      gpu->embedding(gpu_table, out);
+      const Tensor got = gpu->to_host(out);
+      for (int32_t i = 0; i < t; ++i)
+        ASSERT_EQ(0, std::memcmp(got.raw() + i * h * 2, table.raw() + ids[static_cast<size_t>(i)] * h * 2,
+                                 static_cast<size_t>(h) * 2))
+            << "h " << h << " row " << i;
+    }
+  }
+}
+
+TEST_F(CudaOps, EmbeddingRejectsIdsOutsideTheTable) {
+  Random rng(seed);
+  const Tensor table = gpu->prepare_weight(bf16(rng, {50, 8}), DType::bf16);
+  Tensor out = gpu->empty(DType::bf16, {2, 8});
+  begin_prompt({3, 50});
+  try {
+    gpu->embedding(table, out);
+    ADD_FAILURE() << "id 50 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("50"), std::string::npos) << e.what();
+  }
+}
+
+// Sizes: 64 and 4096 (one and two uint4 per thread), 8200 (eight per thread),
+// 100 (not a multiple of 8) and 16392 (wider than a row held in registers):
+// the two-pass kernel.
+TEST_F(CudaOps, RmsNormMatchesCpu) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (int64_t h : {64, 100, 4096, 8200, 16392}) {
+    for (int64_t n : {1, 5, 64}) {
+      const Tensor x = bf16(rng, {n, h}, -3.0f, 3.0f);
+      const Tensor w = rng.tensor(DType::f32, {h}, 0.5f, 1.5f);
+      const float eps = 1e-5f;
+      Tensor cpu_out = cpu->empty(DType::f32, {n, h});
+      cpu->rms_norm(widen(x), cpu->prepare_weight(w, DType::f32), eps, cpu_out);
+      Tensor gpu_out = poisoned(*gpu, DType::bf16, {n, h});
+      gpu->rms_norm(gpu->from_host(x), gpu->prepare_weight(w, DType::f32), eps, gpu_out);
+      EXPECT_LT(relative_error(gpu->to_host(gpu_out), cpu_out), kBf16Tol) << "h " << h << " n " << n;
+    }
+  }
+}
+
+TEST_F(CudaOps, AddRmsNormMatchesCpu) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (int64_t h : {64, 100, 4096, 8200, 16392}) {
+    for (int64_t n : {1, 5, 64}) {
+      const Tensor residual = bf16(rng, {n, h}, -3.0f, 3.0f);
+      const Tensor x = bf16(rng, {n, h});
+      const Tensor w = rng.tensor(DType::f32, {h}, 0.5f, 1.5f);
+      Tensor cpu_residual = widen(residual);
+      Tensor cpu_out = cpu->empty(DType::f32, {n, h});
+      cpu->add_rms_norm(cpu_residual, widen(x), cpu->prepare_weight(w, DType::f32), 1e-5f, cpu_out);
+      Tensor gpu_residual = gpu->from_host(residual);
+      Tensor gpu_out = poisoned(*gpu, DType::bf16, {n, h});
+      gpu->add_rms_norm(gpu_residual, gpu->from_host(x), gpu->prepare_weight(w, DType::f32), 1e-5f, gpu_out);
+      EXPECT_LT(relative_error(gpu->to_host(gpu_residual), cpu_residual), kBf16Tol) << "h " << h << " n " << n;
+      EXPECT_LT(relative_error(gpu->to_host(gpu_out), cpu_out), kBf16Tol) << "h " << h << " n " << n;
+    }
+  }
+}
+
+TEST_F(CudaOps, SwigluMatchesCpu) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (int64_t f : {128, 172, 14336}) {
+    for (int64_t n : {1, 3, 50}) {
+      const Tensor gate_up = bf16(rng, {n, 2 * f}, -4.0f, 4.0f);
+      Tensor cpu_out = cpu->empty(DType::f32, {n, f});
+      cpu->swiglu(widen(gate_up), cpu_out);
+      Tensor gpu_out = poisoned(*gpu, DType::bf16, {n, f});
+      gpu->swiglu(gpu->from_host(gate_up), gpu_out);
+      EXPECT_LT(relative_error(gpu->to_host(gpu_out), cpu_out), kBf16Tol) << "f " << f << " n " << n;
+    }
+  }
+}
+
+TEST_F(CudaOps, GatherRowsCopiesExactly) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (int64_t h : {64, 100}) {
+    const Tensor x = bf16(rng, {20, h});
+    const Tensor gx = gpu->from_host(x);
+    // The step's own logits rows (already on the device) and arbitrary ones.
+    begin_prompt(std::vector<int32_t>(20, 1));
+    for (const std::vector<int32_t>& rows :
+         {std::vector<int32_t>{}, std::vector<int32_t>{19, 0, 0, 7}, std::vector<int32_t>{5}}) {
+      Tensor out = poisoned(*gpu, DType::bf16, {static_cast<int64_t>(rows.size()), h});
+      gpu->gather_rows(gx, rows, out);
+      const Tensor got = gpu->to_host(out);
+      for (size_t i = 0; i < rows.size(); ++i)
+        ASSERT_EQ(0, std::memcmp(got.raw() + static_cast<int64_t>(i) * h * 2, x.raw() + rows[i] * h * 2,
+                                 static_cast<size_t>(h) * 2));
+    }
+    std::vector<int32_t> all(20);
+    for (int32_t i = 0; i < 20; ++i) all[static_cast<size_t>(i)] = i;
+    Tensor out = poisoned(*gpu, DType::bf16, {20, h});
+    gpu->gather_rows(gx, all, out);  // == the step's logits_rows
+    EXPECT_TRUE(same_bits(gpu->to_host(out), x));
+  }
+}
+
+// f32 and f16 weights are rounded to bf16 once (round to nearest even);
+// vectors (norms, biases) become f32 exactly. 4100^2 elements cross the
+// 16M-element staging chunk of the upload.
+TEST_F(CudaOps, PrepareWeightRoundsToBf16) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (const Shape& shape : {Shape{37, 129}, Shape{4100, 4100}}) {
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+      const Tensor host = rng.tensor(dtype, shape);
+      const Tensor got = gpu->to_host(gpu->prepare_weight(host, dtype));
+      ASSERT_EQ(got.dtype(), DType::bf16);
+      ASSERT_EQ(got.shape(), shape);
+      const auto* bits = got.data<uint16_t>();
+      for (int64_t i = 0; i < host.numel(); ++i)
+        ASSERT_EQ(bits[i], f32_to_bf16_bits(host.item_f32(i))) << dtype_name(dtype) << " element " << i;
+    }
+  }
+  const Tensor norm = rng.tensor(DType::bf16, {77});
+  const Tensor got = gpu->to_host(gpu->prepare_weight(norm, DType::f32));
+  ASSERT_EQ(got.dtype(), DType::f32);
+  for (int64_t i = 0; i < 77; ++i) ASSERT_EQ(got.data<float>()[i], norm.item_f32(i));
+}
+
+TEST_F(CudaOps, PrepareLinearFusesPartsInOrder) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  const std::vector<Tensor> parts = {rng.tensor(DType::f32, {24, 40}), rng.tensor(DType::bf16, {8, 40}),
+                                     rng.tensor(DType::f16, {8, 40})};
+  const Tensor bias = rng.tensor(DType::f32, {40});
+  const Linear l = gpu->prepare_linear(parts, bias, DType::bf16);
+  ASSERT_EQ(l.parts.size(), 1u);
+  EXPECT_EQ(l.out_features, 40);
+  EXPECT_EQ(l.in_features, 40);
+  const Tensor fused = gpu->to_host(l.parts.front());
+  ASSERT_EQ(fused.shape(), (Shape{40, 40}));
+  int64_t row = 0;
+  for (const Tensor& p : parts)
+    for (int64_t i = 0; i < p.numel(); ++i, ++row)
+      ASSERT_EQ(fused.data<uint16_t>()[row], f32_to_bf16_bits(p.item_f32(i)));
+  EXPECT_TRUE(same_bits(gpu->to_host(l.bias), bias));
+}
+
+struct LinearCase {
+  std::vector<int64_t> part_rows;
+  int64_t in;
+};
+
+// Shapes: one part; q/k/v-like fusion; gate/up fusion with 344 outputs (not a
+// multiple of the 16-row tile); in = 172 (not a multiple of 8: no 16-byte
+// loads); 1000 x 1000; an 8B-sized 4096 x 4096.
+const LinearCase kLinearCases[] = {{{256}, 512}, {{96, 32, 32}, 128}, {{172, 172}, 64},
+                                   {{64}, 172},  {{1000}, 1000},      {{4096}, 4096}};
+
+void run_linear_cases(Backend& cpu, Backend& gpu, uint64_t seed, const std::vector<int64_t>& ns) {
+  Random rng(seed);
+  for (const LinearCase& c : kLinearCases) {
+    std::vector<Tensor> parts;
+    int64_t out_features = 0;
+    for (int64_t r : c.part_rows) {
+      parts.push_back(rng.tensor(DType::bf16, {r, c.in}, -0.1f, 0.1f));
+      out_features += r;
+    }
+    for (bool with_bias : {false, true}) {
+      const Tensor bias = with_bias ? rng.tensor(DType::f32, {out_features}) : Tensor();
+      const Linear cl = cpu.prepare_linear(parts, bias, DType::bf16);
+      const Linear gl = gpu.prepare_linear(parts, bias, DType::bf16);
+      for (int64_t n : ns) {
+        const Tensor x = rng.tensor(DType::bf16, {n, c.in});
+        Tensor cpu_out = cpu.empty(DType::f32, {n, out_features});
+        cpu.linear(testing::as_f32_2d(x), cl, cpu_out);
+        const Tensor gx = gpu.from_host(x);
+        for (DType out_dtype : {DType::bf16, DType::f32}) {
+          Tensor gpu_out = poisoned(gpu, out_dtype, {n, out_features});
+          gpu.linear(gx, gl, gpu_out);
+          EXPECT_LT(relative_error(gpu.to_host(gpu_out), cpu_out), out_dtype == DType::f32 ? kF32Tol : kBf16Tol)
+              << "out " << out_features << " in " << c.in << " parts " << c.part_rows.size() << " n " << n
+              << " bias " << with_bias << " out " << dtype_name(out_dtype);
+        }
+      }
+    }
+  }
+}
+
+// The default choice: the tensor-core GEMV up to 16 rows, cuBLASLt beyond,
+// the fallback kernel where neither takes the operands.
+TEST_F(CudaOps, LinearMatchesCpu) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  run_linear_cases(*cpu, *gpu, seed, {1, 2, 7, 16, 64, 300});
+}
+
+// Each path alone: cuBLASLt at every size, and the GEMV at up to 32 rows
+// (one, two and four 8-row tiles of x).
+TEST_F(CudaOps, LinearPathsMatchCpu) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto cublas_only = make_cuda_backend({.gemv_max_rows = 0});
+  run_linear_cases(*cpu, *cublas_only, seed, {1, 2, 7, 16, 64});
+  auto gemv_wide = make_cuda_backend({.gemv_max_rows = 32});
+  run_linear_cases(*cpu, *gemv_wide, seed + 1, {1, 8, 9, 16, 17, 31, 32});
+}
+
+TEST_F(CudaOps, LinearWithNoRowsDoesNothing) {
+  Random rng(seed);
+  const Linear l = gpu->prepare_linear({rng.tensor(DType::bf16, {16, 64})}, Tensor(), DType::bf16);
+  Tensor x = gpu->empty(DType::bf16, {0, 64});
+  Tensor out = gpu->empty(DType::f32, {0, 16});
+  gpu->linear(x, l, out);
+  gpu->synchronize();
+}
+
+TEST_F(CudaOps, DummyWeightsAreMadeOnTheGpuWithTheHostValues) {
+  LlamaConfig c = dummy_config("tiny");
+  for (DType dtype : {DType::bf16, DType::f32}) {
+    auto weights = make_dummy_weights(c, dtype, 3);
+    for (const char* name : {"model.layers.1.mlp.down_proj.weight", "model.norm.weight"}) {
+      const Tensor on_gpu = weights->load_on(name, *gpu);
+      EXPECT_EQ(on_gpu.device(), Device::cuda);
+      EXPECT_TRUE(same_bits(gpu->to_host(on_gpu), weights->load(name))) << name << " " << dtype_name(dtype);
+    }
+  }
+}
+
+TEST_F(CudaOps, KvCacheIsBf16AndZeroed) {
+  KvCacheShape s;
+  s.num_layers = 3;
+  s.num_blocks = 5;
+  s.block_size = 16;
+  s.kv_heads = 2;
+  s.head_dim = 64;
+  s.dtype = DType::bf16;
+  KvCache cache = gpu->create_kv_cache(s);
+  ASSERT_EQ(cache.k.size(), 3u);
+  for (const Tensor& t : cache.v) {
+    EXPECT_EQ(t.device(), Device::cuda);
+    EXPECT_EQ(t.shape(), (Shape{5, 2, 16, 64}));
+    const Tensor h = gpu->to_host(t);
+    for (int64_t i = 0; i < h.numel(); ++i) ASSERT_EQ(h.data<uint16_t>()[i], 0);
+  }
+  s.dtype = DType::f32;
+  EXPECT_THROW(gpu->create_kv_cache(s), Error);
+}
+
+TEST_F(CudaOps, BeginStepValidatesTheBatch) {
+  KvCacheShape s;
+  s.num_layers = 1;
+  s.num_blocks = 4;
+  s.kv_heads = 1;
+  s.head_dim = 64;
+  KvCache cache = gpu->create_kv_cache(s);
+  BatchBuilder bb(2);
+  bb.add_sequence({1, 2, 3}, 0, {7});  // block 7 of 4
+  EXPECT_THROW(gpu->begin_step(bb.build(), cache), Error);
+}
+
+TEST_F(CudaOps, ModelThatDoesNotFitIsAClearError) {
+  gpu->check_weights_fit(1000, "small");
+  try {
+    gpu->check_weights_fit(int64_t{1} << 46, "dummy:enormous");  // 140 TB of bf16
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("does not fit"), std::string::npos) << m;
+    EXPECT_NE(m.find("dummy:enormous"), std::string::npos) << m;
+    EXPECT_NE(m.find("free"), std::string::npos) << m;
+  }
+}
+
+TEST_F(CudaOps, KvBlocksForMemoryFraction) {
+  const CudaDeviceInfo d = cuda_devices().front();
+  const uint64_t block = uint64_t{1} << 20;
+  const int32_t blocks = cuda_kv_blocks_for(0.95, block);
+  EXPECT_GT(blocks, 0);
+  EXPECT_LE(static_cast<uint64_t>(blocks) * block, d.free_bytes);
+  EXPECT_LT(cuda_kv_blocks_for(0.95, block, uint64_t{1} << 30), blocks);
+  EXPECT_THROW(cuda_kv_blocks_for(0.0, block), Error);
+  EXPECT_THROW(cuda_kv_blocks_for(1.5, block), Error);
+  EXPECT_THROW(cuda_kv_blocks_for(1e-6, block), Error);  // below what is already in use
+}
+
+}  // namespace
+}  // namespace flint
