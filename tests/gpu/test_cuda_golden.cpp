@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "model/llama.h"
 #include "model/weight_source.h"
+#include "golden/golden_fixtures.h"
 #include "support/test_support.h"
 
 namespace flint {
@@ -29,31 +30,11 @@ namespace fs = std::filesystem;
 constexpr double kRelTol = 2e-2;
 constexpr double kTop1 = 0.99;
 
-fs::path fixtures_dir() { return testing::source_dir() / "tests" / "golden" / "fixtures"; }
-
-std::vector<std::string> variants() {
-  std::vector<std::string> out;
-  if (!fs::exists(fixtures_dir())) return out;
-  for (const auto& e : fs::directory_iterator(fixtures_dir()))
-    if (fs::exists(e.path() / "reference.safetensors")) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-struct Reference {
-  std::vector<TokenId> ids;
-  Tensor logits;  // f32 [T, V], row t predicts token t + 1
-  std::shared_ptr<const SafetensorsFile> file;
-};
-
-Reference load_reference(const fs::path& dir) {
-  Reference r;
-  r.file = SafetensorsFile::open((dir / "reference.safetensors").string());
-  Tensor ids = r.file->view(*r.file->find("input_ids"));
-  for (int64_t i = 0; i < ids.numel(); ++i) r.ids.push_back(static_cast<TokenId>(ids.data<int64_t>()[i]));
-  r.logits = r.file->view(*r.file->find("logits"));
-  return r;
-}
+using testing::GoldenReference;
+using Reference = GoldenReference;
+fs::path fixtures_dir() { return testing::golden_fixtures_dir(); }
+std::vector<std::string> variants() { return testing::golden_variants(); }
+Reference load_reference(const fs::path& dir) { return testing::load_golden_reference(dir); }
 
 // Rows [begin, begin + n) of a host [T, V] tensor, as its own tensor.
 Tensor rows(const Tensor& t, int64_t begin, int64_t n) { return t.slice(0, begin, begin + n).contiguous_copy(); }
