@@ -25,6 +25,15 @@ std::unique_ptr<Backend> make_backend(Device device) {
 #endif
 }
 
+std::string step_execution(Device device) {
+#ifdef FLINT_HAVE_CUDA
+  if (device == Device::cuda)
+    return std::string("cuda graphs ") + cuda_graph_mode_name(cuda_graph_mode_from_env()) + " (FLINT_CUDA_GRAPHS)";
+#endif
+  (void)device;
+  return "op by op";
+}
+
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::cpu;
   if (name == "cuda") return Device::cuda;

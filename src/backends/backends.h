@@ -15,6 +15,9 @@ namespace flint {
 std::unique_ptr<Backend> make_backend(Device device);
 Device parse_device(const std::string& name);  // "cpu" | "cuda"; Error naming --device otherwise
 bool cuda_backend_built();
+// How make_backend(device) runs decode steps, for reports: "op by op" on the
+// CPU; the CUDA backend's graph mode (FLINT_CUDA_GRAPHS, docs/CUDA.md).
+std::string step_execution(Device device);
 
 }  // namespace flint
 

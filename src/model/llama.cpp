@@ -1,5 +1,6 @@
 #include "model/llama.h"
 
+#include <atomic>
 #include <cmath>
 
 #include "core/error.h"
@@ -25,9 +26,12 @@ Tensor concat_bias(const WeightSource& src, const std::vector<std::string>& name
   return out;
 }
 
+std::atomic<uint64_t> g_next_step_key{1};
+
 }  // namespace
 
-LlamaModel::LlamaModel(const ModelSource& source, Backend& backend) : config_(source.config), backend_(backend) {
+LlamaModel::LlamaModel(const ModelSource& source, Backend& backend)
+    : config_(source.config), backend_(backend), step_key_(g_next_step_key.fetch_add(1)) {
   const WeightSource& src = *source.weights;
   const LlamaConfig& c = config_;
   const DType wt = c.dtype;  // compute dtype the backend may convert weights to
@@ -96,9 +100,12 @@ KvCacheShape LlamaModel::kv_cache_shape(int32_t num_blocks, int32_t block_size, 
 }
 
 Tensor LlamaModel::forward(const Batch& batch, KvCache& cache) {
+  return backend_.run_step(batch, cache, step_key_, [&](const Batch& step) { return step_body(step, cache); });
+}
+
+Tensor LlamaModel::step_body(const Batch& batch, KvCache& cache) {
   const LlamaConfig& c = config_;
   Backend& b = backend_;
-  b.begin_step(batch, cache);
   const int64_t T = batch.num_tokens();
   const int64_t R = static_cast<int64_t>(batch.logits_rows.size());
   const int64_t H = c.hidden_size, F = c.intermediate_size;

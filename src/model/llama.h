@@ -7,11 +7,13 @@
 //   multi-part Linears so that no backend must copy to fuse them.
 // - forward() runs one packed step (ops/batch.h): the K/V of the step's tokens
 //   are written into `cache` and the logits of batch.logits_rows come back as
-//   f32 [rows, vocab] on the backend's device.
+//   f32 [rows, vocab] on the backend's device, valid until the next forward()
+//   (a backend may return memory it owns: Backend::run_step).
 // - The model holds no per-sequence state: sequences live in the cache's
 //   blocks and the batch's block tables.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "model/config.h"
@@ -48,11 +50,15 @@ class LlamaModel {
   Tensor forward(const Batch& batch, KvCache& cache);
 
  private:
+  // The step's ops, after the backend's begin_step (Backend::run_step).
+  Tensor step_body(const Batch& batch, KvCache& cache);
+
   LlamaConfig config_;
   Backend& backend_;
   LlamaWeights w_;
   RopeTables rope_;
   AttentionParams attn_;
+  uint64_t step_key_;  // process-unique: names this model's step body to the backend
 };
 
 }  // namespace flint

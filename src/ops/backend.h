@@ -12,8 +12,13 @@
 //   where results reach the host.
 // - The attention ops read the step's Batch set by begin_step(); begin_step()
 //   validates it against the cache.
+// - run_step() runs a whole step body; a backend may replay a recorded one (the
+//   CUDA backend's graphs, docs/CUDA.md). The tensor it returns may be owned by
+//   the backend: valid until the next run_step()/begin_step(), so copy it (to_host)
+//   before running another step.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,6 +99,24 @@ class Backend {
 
   // Step setup: uploads the batch's index arrays; checks them against `cache`.
   virtual void begin_step(const Batch& batch, const KvCache& cache) = 0;
+
+  // One step: begin_step(batch) then body(batch), whose result it returns. The
+  // body must issue only this interface's ops (and empty()) for the batch it is
+  // given, with no host synchronisation, and read the step only through that
+  // batch. A backend may hand the body a padded batch (extra sequences at the
+  // end, more logits rows) and return the result's first
+  // batch.logits_rows.size() rows; it may record the body once and replay it
+  // for later steps of the same padded shape, the same `cache` and the same
+  // `body_key` without calling it: body_key names the body (the same key must
+  // mean the same ops on the same weights for the backend's lifetime; a model
+  // takes a process-unique one). The result may live in backend-owned memory,
+  // valid until the next step.
+  using StepBody = std::function<Tensor(const Batch&)>;
+  virtual Tensor run_step(const Batch& batch, KvCache& cache, uint64_t body_key, const StepBody& body) {
+    (void)body_key;
+    begin_step(batch, cache);
+    return body(batch);
+  }
 
   // Ops over the current step (T = batch.num_tokens()).
   // out[t] = table[token_ids[t]]                              out: [T, H]

@@ -76,6 +76,7 @@ void run_bench(const BenchOptions& o) {
   const DeviceCeilings ceil = measure_ceilings(device);
   fmt::print("device {}: copy {:.1f} GB/s ({}), GEMM {:.1f} GFLOP/s ({})\n", backend->name(),
              ceil.copy_bytes_per_s / 1e9, ceil.copy_method, ceil.gemm_flops_per_s / 1e9, ceil.gemm_method);
+  fmt::print("decode steps: {}\n", step_execution(device));
   // Bytes as the device holds them: the CUDA backend keeps every matrix in
   // bf16 whatever the checkpoint's dtype.
   std::vector<TensorHeader> held = source.weights->headers();

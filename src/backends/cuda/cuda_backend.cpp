@@ -11,6 +11,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <string_view>
+#include <tuple>
 #include <memory>
 #include <vector>
 
@@ -29,6 +33,19 @@ constexpr DType kAct = DType::bf16;
 // Room kept free beside the weights: CUDA context, cuBLASLt workspace, a
 // step's activations.
 constexpr uint64_t kWeightHeadroomBytes = uint64_t{1} << 30;
+
+// Decode steps are padded up to one of these sequence counts (docs/CUDA.md).
+constexpr int32_t kGraphBuckets[] = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256};
+constexpr size_t kArenaAlign = 256;
+constexpr size_t kMaxGraphs = 64;  // more shapes than this: drop them all and re-capture
+
+size_t align_up(size_t n) { return (n + kArenaAlign - 1) / kArenaAlign * kArenaAlign; }
+
+int32_t graph_bucket(int32_t seqs) {
+  for (int32_t b : kGraphBuckets)
+    if (seqs <= b) return b;
+  return 0;
+}
 
 bool is_float_weight(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
 
@@ -55,7 +72,8 @@ class CudaBackend final : public Backend {
       : context_(std::make_shared<cuda::StreamContext>(current_device())),
         linear_(context_->stream(), options.gemv_max_rows),
         step_upload_(context_),
-        rows_upload_(context_) {
+        rows_upload_(context_),
+        graph_mode_(options.graphs) {
     FLINT_CHECK(options.gemv_max_rows >= 0 && options.gemv_max_rows <= cuda::kSkinnyMaxRows,
                 "gemv_max_rows must be in [0, {}], got {}", cuda::kSkinnyMaxRows, options.gemv_max_rows);
     cudaDeviceProp p{};
@@ -63,13 +81,26 @@ class CudaBackend final : public Backend {
     device_name_ = p.name;
   }
 
-  ~CudaBackend() override { cudaStreamSynchronize(stream()); }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream());
+    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
+  }
 
   Device device() const override { return Device::cuda; }
   std::string name() const override { return "cuda"; }
   DType activation_dtype() const override { return kAct; }
 
-  Tensor empty(DType dtype, Shape shape) override { return cuda::pooled_tensor(context_, dtype, std::move(shape)); }
+  Tensor empty(DType dtype, Shape shape) override {
+    if (arena_mode_ == ArenaMode::off) return cuda::pooled_tensor(context_, dtype, std::move(shape));
+    const size_t bytes = align_up(dtype_bytes(dtype, static_cast<uint64_t>(shape_numel(shape))));
+    const size_t at = arena_used_;
+    arena_used_ += bytes;
+    if (arena_mode_ == ArenaMode::measure) return cuda::pooled_tensor(context_, dtype, std::move(shape));
+    // Recording a graph: fixed addresses, the ones every replay uses.
+    FLINT_CHECK(arena_used_ <= arena_->size(), "cuda graph arena of {} bytes overflows ({} needed): the step "
+                "allocated more while recording than while measuring", arena_->size(), arena_used_);
+    return Tensor::wrap(arena_, at, dtype, std::move(shape));
+  }
 
   // 1-D weights (norms, biases) become f32, matrices bf16; `compute_dtype` is
   // not consulted (see the top of this file).
@@ -145,7 +176,11 @@ class CudaBackend final : public Backend {
     FLINT_CUDA_CHECK(cudaMemPoolTrimTo(context_->pool(), 0));
     size_t free_b = 0, total_b = 0;
     FLINT_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const uint64_t bytes = shape.bytes();
+    // One block more per layer than asked for: block `num_blocks` is the
+    // scratch block that the padding sequences of a graph step write and read
+    // (no Batch may name it; Batch::validate rejects it).
+    const size_t layer_bytes = kv_layer_bytes(shape);
+    const uint64_t bytes = 2 * static_cast<uint64_t>(shape.num_layers) * layer_bytes;
     FLINT_CHECK(bytes <= free_b, "KV cache of {} blocks x {} layers needs {}; {} has {} free of {}",
                 shape.num_blocks, shape.num_layers, gigabytes(bytes), device_name_, gigabytes(free_b),
                 gigabytes(total_b));
@@ -156,7 +191,6 @@ class CudaBackend final : public Backend {
     KvCache cache;
     cache.shape = shape;
     const Shape s = {shape.num_blocks, shape.kv_heads, shape.block_size, shape.head_dim};
-    const size_t layer_bytes = bytes / (2 * static_cast<size_t>(shape.num_layers));
     for (int32_t l = 0; l < shape.num_layers; ++l) {
       cache.k.push_back(Tensor::wrap(storage, (2 * static_cast<size_t>(l)) * layer_bytes, shape.dtype, s));
       cache.v.push_back(Tensor::wrap(storage, (2 * static_cast<size_t>(l) + 1) * layer_bytes, shape.dtype, s));
@@ -187,9 +221,57 @@ class CudaBackend final : public Backend {
 
   void begin_step(const Batch& batch, const KvCache& cache) override {
     batch.validate(cache.shape.block_size, cache.shape.num_blocks);
+    set_step(batch, cache.shape, nullptr);
+  }
+
+  Tensor run_step(const Batch& batch, KvCache& cache, uint64_t body_key, const StepBody& body) override {
+    if (graph_mode_ == CudaGraphMode::off || !graph_step_shape(batch, cache)) {
+      begin_step(batch, cache);
+      return body(batch);
+    }
+    batch.validate(cache.shape.block_size, cache.shape.num_blocks);
+    const auto S = static_cast<int64_t>(batch.num_seqs());
+    const Batch padded = pad_decode_step(batch, cache.shape);
+    const GraphKey key{body_key, reinterpret_cast<uintptr_t>(cache.k.front().raw()), cache.shape.num_blocks,
+                       cache.shape.block_size, padded.num_seqs(), padded.max_blocks_per_seq};
+    if (graph_mode_ == CudaGraphMode::on) {
+      auto it = graphs_.find(key);
+      if (it != graphs_.end()) {
+        // Replay: the step's arrays go to the addresses the graph reads, then
+        // one launch runs the whole forward.
+        for (int32_t id : batch.token_ids)
+          FLINT_CHECK(id >= 0 && id < it->second.vocab,
+                      "embedding: token id {} is outside the vocabulary [0, {})", id, it->second.vocab);
+        step_shape_ = cache.shape;
+        set_step(padded, cache.shape, arena_->data());
+        FLINT_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream()));
+        return it->second.logits.slice(0, 0, S);
+      }
+    }
+    // First step of this shape (or eager mode): run it op by op, measuring
+    // what it allocates; then record it for the next steps.
+    step_shape_ = cache.shape;
+    set_step(padded, cache.shape, nullptr);
+    arena_mode_ = ArenaMode::measure;
+    arena_used_ = 0;
+    measured_workspace_ = 0;
+    Tensor out;
+    try {
+      out = body(padded);
+    } catch (...) {
+      arena_mode_ = ArenaMode::off;
+      throw;
+    }
+    arena_mode_ = ArenaMode::off;
+    if (graph_mode_ == CudaGraphMode::on) record_graph(key, padded, cache, body, arena_used_, measured_workspace_);
+    return out.slice(0, 0, S);
+  }
+
+ private:
+  void set_step(const Batch& batch, const KvCacheShape& shape, std::byte* fixed_dst) {
     host_token_ids_ = batch.token_ids;
     host_logits_rows_ = batch.logits_rows;
-    step_shape_ = cache.shape;
+    step_shape_ = shape;
     const auto T = static_cast<size_t>(batch.num_tokens()), S = static_cast<size_t>(batch.num_seqs());
     // One int32 array, one copy: token ids, positions, token_seq, query_starts,
     // context_lens, block tables, logits rows.
@@ -204,7 +286,7 @@ class CudaBackend final : public Backend {
     a.insert(a.end(), batch.context_lens.begin(), batch.context_lens.end());
     a.insert(a.end(), batch.block_tables.begin(), batch.block_tables.end());
     a.insert(a.end(), batch.logits_rows.begin(), batch.logits_rows.end());
-    const auto* d = reinterpret_cast<const int32_t*>(step_upload_.upload(a.data(), a.size() * sizeof(int32_t)));
+    const auto* d = reinterpret_cast<const int32_t*>(step_upload_.upload(a.data(), a.size() * sizeof(int32_t), fixed_dst));
     token_ids_ = d;
     step_.positions = d + T;
     step_.token_seq = d + 2 * T;
@@ -219,11 +301,14 @@ class CudaBackend final : public Backend {
     have_step_ = true;
   }
 
+ public:
+
   void embedding(const Tensor& table, Tensor& out) override {
     require_step("embedding");
     FLINT_CHECK(table.dim() == 2, "embedding: table must be [vocab, hidden], got {}", shape_to_string(table.shape()));
     check_device(table, DType::bf16, table.shape(), "embedding", "table");
     const int64_t vocab = table.size(0), h = table.size(1), n = step_.num_tokens;
+    recorded_vocab_ = vocab;
     check_act(out, "embedding", "out", {n, h});
     for (int64_t t = 0; t < n; ++t) {
       const int32_t id = host_token_ids_[static_cast<size_t>(t)];
@@ -287,12 +372,19 @@ class CudaBackend final : public Backend {
     check_act(out, "attention", "out", {step_.num_tokens, static_cast<int64_t>(p.num_heads) * p.head_dim});
     const cuda::AttentionShape shape = attention_shape(p);
     const size_t need = cuda::attention_workspace_bytes(step_, shape);
-    if (need > 0 && (!attention_workspace_.defined() || attention_workspace_.nbytes() < need))
-      attention_workspace_ = empty(DType::u8, {static_cast<int64_t>(need + need / 4)});
+    if (arena_mode_ == ArenaMode::measure) measured_workspace_ = std::max(measured_workspace_, need);
+    // While recording, a workspace of the graph's own (the measured size, once
+    // per step), so that no later step can free or move it.
+    Tensor& ws = arena_mode_ == ArenaMode::record ? graph_workspace_ : attention_workspace_;
+    if (need > 0 && (!ws.defined() || ws.nbytes() < need)) {
+      if (arena_mode_ == ArenaMode::record)
+        ws = empty(DType::u8, {static_cast<int64_t>(std::max(need, measured_workspace_))});
+      else
+        ws = cuda::pooled_tensor(context_, DType::u8, {static_cast<int64_t>(need + need / 4)});
+    }
     const auto l = static_cast<size_t>(layer);
     cuda::launch_attention(qkv.raw(), kAct, step_, shape, cache.k[l].raw(), cache.v[l].raw(), out.raw(),
-                           attention_workspace_.defined() ? attention_workspace_.raw() : nullptr,
-                           attention_workspace_.defined() ? attention_workspace_.nbytes() : 0, stream());
+                           ws.defined() ? ws.raw() : nullptr, ws.defined() ? ws.nbytes() : 0, stream());
   }
 
   void swiglu(const Tensor& gate_up, Tensor& out) override {
@@ -320,6 +412,126 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  enum class ArenaMode { off, measure, record };
+  // body key, cache base address, num_blocks, block_size, padded seqs, max_blocks_per_seq
+  using GraphKey = std::tuple<uint64_t, uintptr_t, int32_t, int32_t, int32_t, int32_t>;
+  struct StepGraph {
+    cudaGraphExec_t exec = nullptr;
+    Tensor logits;  // [padded rows, vocab] in the arena
+    int64_t vocab = 0;
+  };
+
+  static size_t kv_layer_bytes(const KvCacheShape& s) {
+    const auto block = static_cast<uint64_t>(s.kv_heads) * static_cast<uint64_t>(s.block_size) *
+                       static_cast<uint64_t>(s.head_dim);
+    return dtype_bytes(s.dtype, block * (static_cast<uint64_t>(s.num_blocks) + 1));
+  }
+
+  // A decode step a graph can run: one query token per sequence, the logits
+  // of every row in order, at most the largest bucket, a cache made by this
+  // backend (it has the scratch block).
+  bool graph_step_shape(const Batch& batch, const KvCache& cache) const {
+    const int32_t S = batch.num_seqs();
+    if (S < 1 || graph_bucket(S) == 0 || batch.num_tokens() != S) return false;
+    if (batch.logits_rows.size() != static_cast<size_t>(S) || batch.query_starts.size() != static_cast<size_t>(S) + 1)
+      return false;
+    for (int32_t i = 0; i < S; ++i)
+      if (batch.logits_rows[static_cast<size_t>(i)] != i || batch.query_starts[static_cast<size_t>(i)] != i)
+        return false;
+    if (batch.query_starts.back() != S) return false;
+    const KvCacheShape& s = cache.shape;
+    if (cache.k.empty() || cache.k.size() != static_cast<size_t>(s.num_layers) || cache.v.size() != cache.k.size())
+      return false;
+    const Tensor& k0 = cache.k.front();
+    const size_t layer = kv_layer_bytes(s);
+    return k0.defined() && k0.device() == Device::cuda && k0.storage() &&
+           k0.storage()->size() == 2 * static_cast<size_t>(s.num_layers) * layer &&
+           cache.v.front().raw() == k0.raw() + layer;
+  }
+
+  // Pads to the bucket: sequence s >= S is token 0 at position 0 (context 1)
+  // in the scratch block `num_blocks`; its row's logits are computed and
+  // ignored. Block tables widen to a power of two.
+  static Batch pad_decode_step(const Batch& batch, const KvCacheShape& shape) {
+    const int32_t S = batch.num_seqs(), B = graph_bucket(S);
+    int32_t M = 1;
+    while (M < batch.max_blocks_per_seq) M *= 2;
+    Batch p;
+    p.token_ids = batch.token_ids;
+    p.token_ids.resize(static_cast<size_t>(B), 0);
+    p.positions = batch.positions;
+    p.positions.resize(static_cast<size_t>(B), 0);
+    p.context_lens = batch.context_lens;
+    p.context_lens.resize(static_cast<size_t>(B), 1);
+    p.max_blocks_per_seq = M;
+    p.block_tables.assign(static_cast<size_t>(B) * static_cast<size_t>(M), -1);
+    for (int32_t s = 0; s < B; ++s) {
+      int32_t* row = p.block_tables.data() + static_cast<size_t>(s) * static_cast<size_t>(M);
+      if (s < S)
+        std::copy_n(batch.block_tables.data() + static_cast<size_t>(s) * static_cast<size_t>(batch.max_blocks_per_seq),
+                    batch.max_blocks_per_seq, row);
+      else
+        row[0] = shape.num_blocks;  // the scratch block
+    }
+    for (int32_t i = 0; i <= B; ++i) p.query_starts.push_back(i);
+    for (int32_t i = 0; i < B; ++i) p.logits_rows.push_back(i);
+    return p;
+  }
+
+  // Captures `body` over `padded` into a graph whose tensors live in the
+  // arena (grown, dropping every graph, when too small). The step's arrays sit
+  // at the arena's start, the body's tensors after them.
+  void record_graph(const GraphKey& key, const Batch& padded, KvCache& cache, const StepBody& body,
+                    size_t body_bytes, size_t workspace_bytes) {
+    // The packed arrays of set_step(): ids, positions, token_seq, query_starts,
+    // context_lens, block tables, logits rows.
+    const auto B = static_cast<size_t>(padded.num_seqs()), M = static_cast<size_t>(padded.max_blocks_per_seq);
+    const size_t step_bytes = align_up((3 * B + (B + 1) + B + B * M + B) * sizeof(int32_t));
+    const size_t need = step_bytes + body_bytes + align_up(workspace_bytes);
+    if (!arena_ || arena_->size() < need || graphs_.size() >= kMaxGraphs) {
+      drop_graphs();
+      if (!arena_ || arena_->size() < need) {
+        arena_.reset();
+        arena_ = std::make_shared<CudaStorage>(need + need / 4);
+      }
+    }
+    set_step(padded, cache.shape, arena_->data());
+    arena_mode_ = ArenaMode::record;
+    arena_used_ = step_bytes;
+    graph_workspace_ = Tensor();
+    cudaGraph_t graph = nullptr;
+    Tensor out;
+    FLINT_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+    try {
+      out = body(padded);
+    } catch (...) {
+      arena_mode_ = ArenaMode::off;
+      graph_workspace_ = Tensor();
+      cudaStreamEndCapture(stream(), &graph);
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      throw;
+    }
+    arena_mode_ = ArenaMode::off;
+    graph_workspace_ = Tensor();
+    FLINT_CUDA_CHECK(cudaStreamEndCapture(stream(), &graph));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiateWithFlags(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    FLINT_CUDA_CHECK(made);
+    FLINT_CHECK(out.storage() == arena_ && out.is_contiguous() && out.dim() == 2 &&
+                    out.size(0) == padded.num_seqs(),
+                "cuda graph: the step body must return a fresh [rows, vocab] tensor");
+    graphs_[key] = StepGraph{exec, out, recorded_vocab_};
+  }
+
+  void drop_graphs() {
+    if (graphs_.empty()) return;
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    graphs_.clear();
+  }
+
   static int current_device() {
     int device = 0;
     FLINT_CUDA_CHECK(cudaGetDevice(&device));
@@ -421,9 +633,37 @@ class CudaBackend final : public Backend {
   const int32_t* logits_rows_ = nullptr;  // [R] on the device
   bool have_step_ = false;
   Tensor attention_workspace_;  // grows to the largest step's need
+
+  // CUDA graphs of decode steps (docs/CUDA.md).
+  CudaGraphMode graph_mode_;
+  ArenaMode arena_mode_ = ArenaMode::off;
+  size_t arena_used_ = 0;           // bytes handed out (or counted) so far this step
+  size_t measured_workspace_ = 0;   // the largest attention workspace of the measured step
+  std::shared_ptr<CudaStorage> arena_;  // every graph's step arrays and tensors; one graph runs at a time
+  Tensor graph_workspace_;          // the attention workspace of the graph being recorded
+  int64_t recorded_vocab_ = 0;      // the embedding table's rows, seen by the last embedding()
+  std::map<GraphKey, StepGraph> graphs_;
 };
 
 }  // namespace
+
+CudaGraphMode cuda_graph_mode_from_env() {
+  const char* v = std::getenv("FLINT_CUDA_GRAPHS");
+  if (v == nullptr) return CudaGraphMode::on;
+  const std::string_view s(v);
+  if (s == "0" || s == "off" || s == "false") return CudaGraphMode::off;
+  if (s == "eager") return CudaGraphMode::eager;
+  return CudaGraphMode::on;
+}
+
+const char* cuda_graph_mode_name(CudaGraphMode mode) {
+  switch (mode) {
+    case CudaGraphMode::off: return "off";
+    case CudaGraphMode::eager: return "eager (padded, not captured)";
+    case CudaGraphMode::on: return "on";
+  }
+  return "?";
+}
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
   FLINT_CHECK(!cuda_devices().empty(), ErrorContext{.field = "--device"}, "no GPU: {}", cuda_unavailable_reason());

@@ -29,10 +29,20 @@ std::string cuda_unavailable_reason();  // why cuda_devices() is empty
 
 // The CUDA backend (device 0): bf16 activations and weights, f32 norm weights,
 // biases and accumulation; see docs/CUDA.md.
+// Decode steps as CUDA graphs (docs/CUDA.md): off; eager = pad decode steps to
+// the graph buckets but run them op by op (for tests: same work as `on`,
+// without capture); on = pad, capture once per shape, replay.
+enum class CudaGraphMode { off, eager, on };
+// From the environment: FLINT_CUDA_GRAPHS=0 (or off) turns graphs off,
+// FLINT_CUDA_GRAPHS=eager pads without capturing; otherwise on.
+CudaGraphMode cuda_graph_mode_from_env();
+const char* cuda_graph_mode_name(CudaGraphMode mode);
+
 struct CudaBackendOptions {
   // Rows of x up to which linear() streams the weight through the skinny
   // tensor-core GEMV instead of cuBLASLt (0 = always cuBLASLt; at most 32).
   int32_t gemv_max_rows = 16;
+  CudaGraphMode graphs = cuda_graph_mode_from_env();
 };
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options = {});
 DeviceCeilings measure_cuda_ceilings();

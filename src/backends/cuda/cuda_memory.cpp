@@ -81,8 +81,8 @@ StagedUpload::~StagedUpload() {
   }
 }
 
-std::byte* StagedUpload::upload(const void* src, size_t bytes) {
-  if (bytes == 0) return device_.defined() ? device_.raw() : nullptr;
+std::byte* StagedUpload::upload(const void* src, size_t bytes, std::byte* dst) {
+  if (bytes == 0) return dst ? dst : device_.defined() ? device_.raw() : nullptr;
   Slot& slot = slots_[next_];
   next_ = (next_ + 1) % 2;
   // Only waits when two uploads ago has not reached the GPU yet.
@@ -96,14 +96,14 @@ std::byte* StagedUpload::upload(const void* src, size_t bytes) {
     FLINT_CUDA_CHECK(cudaMallocHost(&slot.host, capacity));
     slot.capacity = capacity;
   }
-  if (!device_.defined() || device_.nbytes() < bytes)
+  if (dst == nullptr && (!device_.defined() || device_.nbytes() < bytes))
     device_ = pooled_tensor(context_, DType::u8, {static_cast<int64_t>(std::max<size_t>(bytes * 2, 4096))});
+  std::byte* target = dst ? dst : device_.raw();
   std::memcpy(slot.host, src, bytes);
-  FLINT_CUDA_CHECK(
-      cudaMemcpyAsync(device_.raw(), slot.host, bytes, cudaMemcpyHostToDevice, context_->stream()));
+  FLINT_CUDA_CHECK(cudaMemcpyAsync(target, slot.host, bytes, cudaMemcpyHostToDevice, context_->stream()));
   FLINT_CUDA_CHECK(cudaEventRecord(slot.copied, context_->stream()));
   slot.pending = true;
-  return device_.raw();
+  return target;
 }
 
 }  // namespace cuda

@@ -66,8 +66,10 @@ class StagedUpload {
   ~StagedUpload();
   StagedUpload(const StagedUpload&) = delete;
   StagedUpload& operator=(const StagedUpload&) = delete;
-  // Queues the copy of `bytes` from `src`; returns the device address of the copy.
-  std::byte* upload(const void* src, size_t bytes);
+  // Queues the copy of `bytes` from `src`; returns the device address of the
+  // copy: `dst` when given (a fixed buffer of at least `bytes`, e.g. the one a
+  // CUDA graph reads), else this upload's own buffer.
+  std::byte* upload(const void* src, size_t bytes, std::byte* dst = nullptr);
 
  private:
   struct Slot {
