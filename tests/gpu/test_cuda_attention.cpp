@@ -286,7 +286,11 @@ class AttentionCase {
         // Both compute the same f32 value and then round once; allow the
         // neighbouring value too, in case a cos/sin differs in its last bit.
         const int h = i / d, e = i % d, pair = e < d / 2 ? e + d / 2 : e - d / 2;
-        const double tol = 2 * u * std::fabs(c) + 1e-6 * (std::fabs(in[i]) + std::fabs(in[h * d + pair]));
+        // Below the smallest normal, rounding error is absolute: up to half the
+        // subnormal spacing (2^-24 in f16, 2^-133 in bf16).
+        const double subnormal_step = s_.dtype == DType::f16 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -133);
+        const double tol = 2 * u * std::fabs(c) + subnormal_step +
+                           1e-6 * (std::fabs(in[i]) + std::fabs(in[h * d + pair]));
         ASSERT_NEAR(g, c, tol) << "rotated " << (h < s_.hq ? "q" : "k") << " head " << (h < s_.hq ? h : h - s_.hq)
                                << " element " << e << ", " << where(t) << ", input " << in[i];
       }
