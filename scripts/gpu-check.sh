@@ -3,7 +3,7 @@
 # ones included), optionally regenerate the reference fixtures with
 # transformers, run the benchmarks, and print one short table last.
 #
-#   scripts/gpu-check.sh [--fixtures] [--bench]
+#   scripts/gpu-check.sh [--fixtures] [--bench] [--serve]
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back). Debian
 # packages the GPU image lacks travel as .deb files in .carry/debs (made here
@@ -14,10 +14,12 @@ OUT=${OUT:-/tmp/flint-gpu-check}
 mkdir -p "$OUT"
 fixtures=0
 bench=0
+serve=0
 for arg in "$@"; do
   case "$arg" in
     --fixtures) fixtures=1 ;;
     --bench) bench=1 ;;
+    --serve) serve=1 ;;
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -104,6 +106,22 @@ if ((build_ok)); then
       table+=("bench_cuda_ops Linear|rc $? (bench-cuda-ops.log)")
     fi
   fi
+fi
+
+# Serving: flint serve on the 8B shape, driven by flint bench serve (issue #6).
+if ((build_ok && serve)); then
+  build/cuda/bin/flint serve --model dummy:llama-3.1-8b --device cuda --port 18080 --max-num-seqs 64 \
+    --kv-cache-gib 8 >"$OUT/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 120); do curl -sf http://127.0.0.1:18080/health >/dev/null 2>&1 && break; sleep 1; done
+  for c in 1 16 64; do
+    n=$((c == 1 ? 16 : 4 * c))
+    timeout 150 build/cuda/bin/flint bench serve --url http://127.0.0.1:18080 --concurrency $c --num-requests $n \
+      --input-len 128 --output-len 128 --json "$OUT/serve-c$c.json" >"$OUT/serve-c$c.log" 2>&1
+    table+=("bench serve 8B c$c 128+128|rc $? (serve-c$c.log)")
+  done
+  kill -TERM $server; wait $server
+  table+=("flint serve exit|$?")
 fi
 
 echo
