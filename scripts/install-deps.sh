@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  libcpp-httplib-dev libpcre2-dev libopenblas-dev
+  libcpp-httplib-dev libpcre2-dev libsentencepiece-dev libopenblas-dev
   python3
 )
 

@@ -1,17 +1,15 @@
-// The protobuf tokenizer.model form. Like transformers 5 (SentencePieceExtractor
-// + LlamaTokenizer), the model is converted into the tokenizer.json form — a
-// `tokenizers` BPE with byte fallback behind a Metaspace pre-tokenizer — and
-// run by the engine that runs tokenizer.json files (sentencepiece_json.cpp).
-// The proto is read here directly (a few fields of the wire format);
-// libsentencepiece is not used: its ids differ from transformers 5's (runs of
-// spaces, a leading space), and the installed one ships no protobuf headers.
+// The protobuf tokenizer.model form, encoded by libsentencepiece. The model
+// proto is also read here directly (a few fields of the wire format), because
+// the installed library ships no generated protobuf headers: piece types
+// (user-defined pieces have no accessor) and the normalizer spec come from it,
+// and the legacy = false mode needs a copy of the model with add_dummy_prefix
+// switched off, exactly as transformers makes one.
 #include "tokenizer/sentencepiece.h"
 
-#include <nlohmann/json.hpp>
+#include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <cstring>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -20,7 +18,8 @@
 namespace flint {
 namespace {
 
-using json = nlohmann::json;
+using spm::Piece;
+using spm::PieceType;
 
 // Just enough of the protobuf wire format to walk a ModelProto.
 class WireReader {
@@ -93,9 +92,8 @@ class WireReader {
 };
 
 // sentencepiece_model.proto numbers.
-constexpr uint32_t kModelPieces = 1, kModelTrainerSpec = 2, kModelNormalizerSpec = 3;
+constexpr uint32_t kModelPieces = 1, kModelNormalizerSpec = 3;
 constexpr uint32_t kPieceText = 1, kPieceScore = 2, kPieceType = 3;
-constexpr uint32_t kTrainerModelType = 3;
 constexpr uint32_t kNormName = 1, kNormAddDummyPrefix = 3, kNormRemoveExtraWhitespaces = 4, kNormEscapeWhitespaces = 5;
 
 SentencePieceModelInfo parse_model_proto(std::string_view serialized) {
@@ -119,17 +117,8 @@ SentencePieceModelInfo parse_model_proto(std::string_view serialized) {
         }
       }
       model.pieces.push_back(std::move(piece));
-    } else if (field.number == kModelTrainerSpec && field.wire_type == 2) {
-      // Repeated occurrences of a message merge, later scalars winning, as protobuf does.
-      WireReader reader(field.bytes);
-      while (!reader.done()) {
-        const auto f = reader.next();
-        if (f.number == kTrainerModelType && f.wire_type == 0) {
-          if (f.value < 1 || f.value > 4) fail("trainer_spec.model_type {} is unknown", f.value);
-          model.model_type = static_cast<SentencePieceModelInfo::ModelType>(f.value);
-        }
-      }
     } else if (field.number == kModelNormalizerSpec && field.wire_type == 2) {
+      // Repeated occurrences merge, later scalars winning, as protobuf does.
       WireReader reader(field.bytes);
       while (!reader.done()) {
         const auto f = reader.next();
@@ -144,59 +133,124 @@ SentencePieceModelInfo parse_model_proto(std::string_view serialized) {
   return model;
 }
 
-const char* model_type_name(SentencePieceModelInfo::ModelType type) {
-  using T = SentencePieceModelInfo::ModelType;
+PieceType piece_type(SentencePieceModelPiece::Type type) {
+  using T = SentencePieceModelPiece::Type;
   switch (type) {
-    case T::unigram: return "Unigram";
-    case T::bpe: return "BPE";
-    case T::word: return "word";
-    case T::character: return "char";
+    case T::unknown: return PieceType::unknown;
+    case T::control: return PieceType::control;
+    case T::user_defined: return PieceType::user_defined;
+    case T::unused: return PieceType::unused;
+    case T::byte: return PieceType::byte;
+    case T::normal: break;
   }
-  return "?";
+  return PieceType::normal;
 }
 
-// What an unset TokenizerConfig::legacy means: transformers 5's LlamaTokenizer
-// defaults to legacy=False (Metaspace prepend_scheme "first").
-constexpr bool kDefaultLegacy = false;
+void append_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
 
-// transformers' generate_merges(vocab) with no scores: every split of a piece
-// at a character boundary into two vocabulary pieces is a merge, ranked by
-// (id of the piece, length of the left half). Walking the pieces in id order
-// and the cuts left to right gives that order without sorting.
-json derive_merges(const std::vector<SentencePieceModelPiece>& pieces,
-                   const std::unordered_map<std::string_view, TokenId>& ids) {
-  json merges = json::array();
-  for (const auto& piece : pieces) {
-    const std::string_view text = piece.text;
-    for (size_t cut = 1; cut < text.size(); ++cut) {
-      if ((static_cast<uint8_t>(text[cut]) & 0xC0) == 0x80) continue;  // inside a UTF-8 character
-      const std::string_view left = text.substr(0, cut), right = text.substr(cut);
-      if (ids.contains(left) && ids.contains(right))
-        merges.push_back(json::array({std::string(left), std::string(right)}));
+// The same model with normalizer_spec.add_dummy_prefix = false: a trailing
+// field in a message overrides earlier ones, so appending it is enough.
+std::string without_dummy_prefix(std::string_view serialized) {
+  const std::string off = {static_cast<char>(kNormAddDummyPrefix << 3), '\0'};
+  std::string out;
+  out.reserve(serialized.size() + 8);
+  bool seen = false;
+  WireReader top(serialized);
+  while (!top.done()) {
+    const auto field = top.next();
+    if (field.number == kModelNormalizerSpec && field.wire_type == 2) {
+      seen = true;
+      append_varint(out, (kModelNormalizerSpec << 3) | 2);
+      append_varint(out, field.bytes.size() + off.size());
+      out.append(field.bytes);
+      out.append(off);
+    } else {
+      out.append(serialized.substr(field.begin, field.end - field.begin));
     }
   }
-  return merges;
+  if (!seen) {
+    append_varint(out, (kModelNormalizerSpec << 3) | 2);
+    append_varint(out, off.size());
+    out.append(off);
+  }
+  return out;
 }
 
-// TokenizersBackend.update_post_processor: "<s>:0 $A:0 </s>:0" and its pair form.
-json template_processing(const std::optional<std::pair<std::string, TokenId>>& bos,
-                         const std::optional<std::pair<std::string, TokenId>>& eos) {
-  json single = json::array(), pair = json::array(), special = json::object();
-  auto token = [](const std::string& text, int type_id) {
-    return json{{"SpecialToken", {{"id", text}, {"type_id", type_id}}}};
-  };
-  auto sequence = [](const char* id, int type_id) { return json{{"Sequence", {{"id", id}, {"type_id", type_id}}}}; };
-  for (int type_id : {0, 1}) {
-    json& out = type_id == 0 ? single : pair;
-    if (bos) out.push_back(token(bos->first, type_id));
-    out.push_back(sequence(type_id == 0 ? "A" : "B", type_id));
-    if (eos) out.push_back(token(eos->first, type_id));
+class SentencePieceTokenizer final : public spm::SpmTokenizerBase {
+ public:
+  SentencePieceTokenizer(const std::string& path, const TokenizerConfig& config) {
+    const std::string serialized = read_file(path);
+    const SentencePieceModelInfo model = read_sentencepiece_model(serialized, path);
+    FLINT_CHECK(!model.pieces.empty(), ErrorContext{.file = path}, "not a SentencePiece model: it has no pieces");
+    load(sp_, serialized, path);
+    FLINT_CHECK(sp_.GetPieceSize() == static_cast<int>(model.pieces.size()), ErrorContext{.file = path},
+                "sentencepiece reads {} pieces where the proto lists {}", sp_.GetPieceSize(), model.pieces.size());
+
+    legacy_ = config.legacy.value_or(spm::kDefaultLegacy);
+    if (!legacy_) load(sp_no_prefix_, without_dummy_prefix(serialized), path);
+
+    for (const auto& model_piece : model.pieces) {
+      const PieceType type = piece_type(model_piece.type);
+      const bool special = type == PieceType::control || type == PieceType::unknown;
+      const TokenId id = pieces_.add({.text = model_piece.text, .type = type, .special = special});
+      // As transformers' converter: control pieces and <unk> are special added
+      // tokens; user-defined pieces are added tokens that are always split out.
+      if (special || type == PieceType::user_defined) splitter_.add({.text = model_piece.text, .id = id, .special = special});
+    }
+    add_config_tokens(config);
+
+    const std::string config_file = config.dir.empty() ? path : config.dir + "/tokenizer_config.json";
+    auto resolve = [&](const std::optional<std::string>& text, int fallback, const char* field) -> std::optional<TokenId> {
+      if (text) {
+        auto id = pieces_.find(*text);
+        FLINT_CHECK(id.has_value(), ErrorContext{.file = config_file, .field = field}, "token '{}' is not in {}", *text,
+                    path);
+        return id;
+      }
+      if (fallback >= 0 && fallback < pieces_.size()) return fallback;
+      return std::nullopt;
+    };
+    policy_.bos = resolve(config.bos_token, sp_.bos_id(), "bos_token");
+    if (auto eos = resolve(config.eos_token, sp_.eos_id(), "eos_token")) policy_.eos.push_back(*eos);
+    policy_.add_bos = config.add_bos_token.value_or(true);
+    policy_.add_eos = config.add_eos_token.value_or(false);
   }
-  pair.insert(pair.begin(), single.begin(), single.end());
-  for (const auto& t : {bos, eos})
-    if (t) special[t->first] = {{"id", t->first}, {"ids", {t->second}}, {"tokens", {t->first}}};
-  return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", special}};
-}
+
+  std::string kind() const override { return "sentencepiece"; }
+
+ protected:
+  void encode_segment(std::string_view text, bool at_start, std::vector<TokenId>& out) const override {
+    std::vector<int> ids;
+    sentencepiece::util::Status status;
+    if (legacy_) {
+      // sentencepiece's own add_dummy_prefix puts "▁" before every segment,
+      // which is what HF's Prepend("▁") normalizer does per segment.
+      status = sp_.Encode(text, &ids);
+    } else {
+      std::string escaped = spm::escape_spaces(text);
+      if (at_start && !escaped.starts_with(spm::kSpaceMark)) escaped.insert(0, spm::kSpaceMark);
+      status = sp_no_prefix_.Encode(escaped, &ids);
+    }
+    if (!status.ok()) fail("sentencepiece failed to encode: {}", status.ToString());
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+
+ private:
+  static void load(sentencepiece::SentencePieceProcessor& sp, const std::string& serialized, const std::string& path) {
+    const auto status = sp.LoadFromSerializedProto(serialized);
+    if (!status.ok()) fail({.file = path}, "not a usable SentencePiece model: {}", status.ToString());
+  }
+
+  sentencepiece::SentencePieceProcessor sp_;
+  sentencepiece::SentencePieceProcessor sp_no_prefix_;  // loaded only when !legacy_
+  bool legacy_ = true;
+};
 
 }  // namespace
 
@@ -208,93 +262,8 @@ SentencePieceModelInfo read_sentencepiece_model(std::string_view serialized, con
   }
 }
 
-json sentencepiece_model_to_tokenizer_json(const SentencePieceModelInfo& model, const TokenizerConfig& config) {
-  using Type = SentencePieceModelPiece::Type;
-  FLINT_CHECK(!model.pieces.empty(), "not a SentencePiece model: it has no pieces");
-  FLINT_CHECK(model.model_type == SentencePieceModelInfo::ModelType::bpe,
-              "is a SentencePiece {} model (trainer_spec.model_type); only BPE models (Llama 2, CodeLlama) "
-              "are supported",
-              model_type_name(model.model_type));
-
-  std::unordered_map<std::string_view, TokenId> ids;
-  ids.reserve(model.pieces.size());
-  json vocab = json::object();
-  for (size_t i = 0; i < model.pieces.size(); ++i) {
-    const std::string& text = model.pieces[i].text;
-    FLINT_CHECK(!text.empty(), "piece {} is empty", i);
-    const auto [it, fresh] = ids.emplace(text, static_cast<TokenId>(i));
-    FLINT_CHECK(fresh, "pieces {} and {} are both '{}'", it->second, i, text);
-    vocab[text] = i;
-  }
-
-  // Control pieces and the named special tokens are special added tokens;
-  // user-defined pieces are added tokens that are not special.
-  const std::string bos_text = config.bos_token.value_or("<s>"), eos_text = config.eos_token.value_or("</s>");
-  std::unordered_set<std::string> named = {bos_text, eos_text, config.unk_token.value_or("<unk>")};
-  if (config.pad_token) named.insert(*config.pad_token);
-  json added = json::array();
-  for (size_t i = 0; i < model.pieces.size(); ++i) {
-    const auto& piece = model.pieces[i];
-    const bool special = piece.type == Type::control || named.contains(piece.text);
-    if (!special && piece.type != Type::user_defined) continue;
-    added.push_back({{"id", i},
-                     {"content", piece.text},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", false},
-                     {"special", special}});
-  }
-
-  auto named_token = [&](bool wanted, const std::string& text) -> std::optional<std::pair<std::string, TokenId>> {
-    const auto it = ids.find(text);
-    if (!wanted || it == ids.end()) return std::nullopt;  // a missing named token is reported by the tokenizer
-    return std::pair(text, it->second);
-  };
-  const bool legacy = config.legacy.value_or(kDefaultLegacy);
-  const std::string mark(spm::kSpaceMark);
-  return {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", std::move(added)},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Metaspace"},
-        {"replacement", mark},
-        {"prepend_scheme", legacy ? "always" : "first"},
-        {"split", false}}},
-      {"post_processor", template_processing(named_token(config.add_bos_token.value_or(true), bos_text),
-                                             named_token(config.add_eos_token.value_or(false), eos_text))},
-      {"decoder",
-       {{"type", "Sequence"},
-        {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", mark}}}, {"content", " "}},
-                                  {{"type", "ByteFallback"}},
-                                  {{"type", "Fuse"}},
-                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", true},
-        {"byte_fallback", true},
-        {"ignore_merges", false},
-        {"vocab", std::move(vocab)},
-        {"merges", derive_merges(model.pieces, ids)}}},
-  };
-}
-
 std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig& config) {
-  const SentencePieceModelInfo model = read_sentencepiece_model(read_file(model_path), model_path);
-  json converted;
-  try {
-    converted = sentencepiece_model_to_tokenizer_json(model, config);
-  } catch (const Error& e) {
-    throw e.with_file(model_path);
-  }
-  return make_sentencepiece_json_tokenizer(converted, model_path, config);
+  return std::make_unique<SentencePieceTokenizer>(model_path, config);
 }
 
 }  // namespace flint

@@ -72,6 +72,18 @@ std::optional<uint8_t> byte_piece_value(std::string_view piece) {
   return static_cast<uint8_t>(hi * 16 + lo);
 }
 
+std::string escape_spaces(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    if (c == ' ')
+      out.append(kSpaceMark);
+    else
+      out.push_back(c);
+  }
+  return out;
+}
+
 TokenId SpmPieceTable::add(Piece piece) {
   const auto id = static_cast<TokenId>(pieces_.size());
   // The first piece with a given text wins lookups, as sentencepiece's does.

@@ -1,6 +1,5 @@
-// tokenizer/sentencepiece_common.h — the parts of the SentencePiece BPE
-// tokenizer that are not the BPE model itself (internal to the tokenizer
-// module; users go through sentencepiece.h).
+// tokenizer/sentencepiece_common.h — what the two SentencePiece forms share
+// (internal to the tokenizer module; users go through sentencepiece.h).
 //
 // Contract:
 // - SpmPieceTable owns id -> piece text, kind and special flag, and gives
@@ -12,8 +11,7 @@
 //   tokenizers' AddedVocabulary does: special entries only when asked to,
 //   non-special (user-defined) entries always.
 // - SpmTokenizerBase implements the whole Tokenizer interface except how one
-//   plain-text segment becomes ids, which the tokenizer.json engine
-//   (sentencepiece_json.cpp) supplies; both file forms end up there.
+//   plain-text segment becomes ids (the two forms differ only there).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +30,12 @@ namespace flint::spm {
 // "▁" (U+2581), the SentencePiece stand-in for a space.
 inline constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
 
+// What an unset TokenizerConfig::legacy means for the protobuf form. transformers
+// 5 builds LlamaTokenizer with legacy=False (Metaspace, prepend_scheme "first")
+// unless tokenizer_config.json says otherwise; transformers 4 defaulted to
+// legacy=True. Flint follows the transformers its fixtures are made with.
+inline constexpr bool kDefaultLegacy = false;
+
 enum class PieceType : uint8_t { normal, unknown, control, user_defined, unused, byte };
 
 struct Piece {
@@ -42,6 +46,8 @@ struct Piece {
 
 // "<0xAB>" -> 0xAB; anything else -> nullopt (HF's ByteFallback test).
 std::optional<uint8_t> byte_piece_value(std::string_view piece);
+// Every " " replaced by "▁".
+std::string escape_spaces(std::string_view text);
 
 class SpmPieceTable {
  public:
@@ -103,7 +109,6 @@ class SpmTokenizerBase : public Tokenizer {
  public:
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const override;
   std::string token_bytes(TokenId id) const override { return pieces_.token_bytes(id); }
-  std::string token_piece(TokenId id) const override { return pieces_.at(id).text; }
   int32_t vocab_size() const override { return pieces_.size(); }
   bool is_special(TokenId id) const override { return pieces_.at(id).special; }
   std::optional<TokenId> token_to_id(std::string_view token) const override { return pieces_.find(token); }

@@ -1,7 +1,6 @@
 // The HF tokenizer.json form of a SentencePiece BPE model, encoded natively:
 // normalizer (Prepend/Replace) or Metaspace pre-tokenizer, then BPE with merges
-// by rank and byte fallback, as the `tokenizers` library runs it. A
-// tokenizer.model is run here too, after sentencepiece.cpp converts it.
+// by rank and byte fallback, as the `tokenizers` library runs it.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
