@@ -4,6 +4,22 @@
 
 namespace flint {
 
+Shape check_attention_params(const AttentionParams& p, const KvCache& cache, int32_t layer,
+                             const KvCacheShape& step_cache, const char* op) {
+  FLINT_CHECK(p.num_heads > 0 && p.kv_heads > 0 && p.num_heads % p.kv_heads == 0,
+              "{}: {} query heads cannot share {} kv heads", op, p.num_heads, p.kv_heads);
+  FLINT_CHECK(p.head_dim > 0 && p.head_dim % 2 == 0, "{}: head_dim {} must be positive and even", op, p.head_dim);
+  const KvCacheShape& s = cache.shape;
+  FLINT_CHECK(s.block_size == step_cache.block_size && s.num_blocks == step_cache.num_blocks,
+              "{}: the cache is not the one begin_step() checked the batch against", op);
+  FLINT_CHECK(s.kv_heads == p.kv_heads && s.head_dim == p.head_dim,
+              "{}: cache holds {} kv heads of {}, attention wants {} of {}", op, s.kv_heads, s.head_dim, p.kv_heads,
+              p.head_dim);
+  FLINT_CHECK(layer >= 0 && static_cast<size_t>(layer) < cache.k.size() && cache.k.size() == cache.v.size(),
+              "{}: layer {} outside the cache's {} layers", op, layer, cache.k.size());
+  return {s.num_blocks, s.kv_heads, s.block_size, s.head_dim};
+}
+
 uint64_t KvCacheShape::bytes() const {
   const uint64_t per_layer = dtype_bytes(dtype, static_cast<uint64_t>(num_blocks) * static_cast<uint64_t>(kv_heads) *
                                                     static_cast<uint64_t>(block_size) * static_cast<uint64_t>(head_dim));

@@ -67,6 +67,15 @@ struct AttentionParams {
   float scale = 0.0f;  // 1/sqrt(head_dim)
 };
 
+// Checks what every backend's attention ops need of their arguments, whatever
+// the device: head counts that group, an even head_dim, the cache begin_step()
+// validated the batch against (`step_cache`), heads and head_dim matching the
+// cache, and `layer` inside it. Returns the shape each of the layer's k and v
+// tensors must have, [num_blocks, kv_heads, block_size, head_dim], for the
+// backend's own device and dtype checks. Throws flint::Error naming `op`.
+Shape check_attention_params(const AttentionParams& p, const KvCache& cache, int32_t layer,
+                             const KvCacheShape& step_cache, const char* op);
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -3,10 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "core/error.h"
 
@@ -220,56 +217,19 @@ std::vector<TokenId> token_prompt(const ojson& ids, const ModelInfo& model) {
   return out;
 }
 
-std::string read_text_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// tokenizer_config.json's "bos_token"/"eos_token": a string or {"content": ...}.
-std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
-  if (!config.is_object() || !config.contains(key)) return std::nullopt;
-  const auto& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return std::nullopt;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------ chat
 
-ChatPrompter::ChatPrompter(const std::string& tokenizer_dir, const Tokenizer& tokenizer) {
-  if (!tokenizer_dir.empty()) template_ = load_chat_template(tokenizer_dir);
-  if (!template_)
-    template_ = builtin_chat_template(tokenizer.kind() == "sentencepiece" ? BuiltinChatFormat::llama2
-                                                                          : BuiltinChatFormat::llama3);
-  nlohmann::json config;
-  const auto config_path = std::filesystem::path(tokenizer_dir) / "tokenizer_config.json";
-  if (!tokenizer_dir.empty() && std::filesystem::exists(config_path)) {
-    try {
-      config = nlohmann::json::parse(read_text_file(config_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail({.file = config_path.string()}, "not valid JSON: {}", e.what());
-    }
-  }
-  if (auto text = config_token(config, "bos_token"))
-    bos_ = *text;
-  else if (auto id = tokenizer.bos_id())
-    bos_ = tokenizer.token_bytes(*id);
-  if (auto text = config_token(config, "eos_token"))
-    eos_ = *text;
-  else if (auto ids = tokenizer.eos_ids(); !ids.empty())
-    eos_ = tokenizer.token_bytes(ids.front());
-}
+ChatPrompter::ChatPrompter(const std::string& tokenizer_dir, const Tokenizer& tokenizer)
+    : format_(ChatFormat::load(tokenizer_dir, tokenizer)) {}
 
 std::string ChatPrompter::render(const ojson& messages, const ojson& tools, bool add_generation_prompt) const {
   ChatRenderOptions options;
   options.add_generation_prompt = add_generation_prompt;
   options.tools = tools;
   try {
-    return template_->render(messages, options, bos_, eos_);
+    return format_.render(messages, options);
   } catch (const Error& e) {
     throw ApiError(400, fmt::format("the chat template rejected the messages: {}", e.message()), "messages");
   }

@@ -50,8 +50,7 @@ class ChatPrompter {
   std::string render(const ojson& messages, const ojson& tools, bool add_generation_prompt) const;
 
  private:
-  std::optional<ChatTemplate> template_;
-  std::string bos_, eos_;
+  ChatFormat format_;
 };
 
 struct CommonRequest {

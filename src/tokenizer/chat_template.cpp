@@ -159,9 +159,7 @@ ChatTemplate builtin_chat_template(BuiltinChatFormat format) {
   return ChatTemplate::parse(kLlama3Template, "<built-in llama3 chat template>");
 }
 
-std::string render_chat_prompt(const std::string& tokenizer_dir, const Tokenizer& tokenizer,
-                               const std::string& system, const std::string& user) {
-  // No directory (a dummy model's built-in tokenizer): only the built-in formats apply.
+ChatFormat ChatFormat::load(const std::string& tokenizer_dir, const Tokenizer& tokenizer) {
   std::optional<ChatTemplate> chat;
   if (!tokenizer_dir.empty()) chat = load_chat_template(tokenizer_dir);
   if (!chat)
@@ -170,15 +168,24 @@ std::string render_chat_prompt(const std::string& tokenizer_dir, const Tokenizer
   ojson config = ojson::object();
   if (fs::path file = fs::path(tokenizer_dir) / "tokenizer_config.json"; !tokenizer_dir.empty() && fs::exists(file))
     config = read_json(file);
-  std::string bos, eos;
-  if (auto text = config.is_object() ? token_text(config, "bos_token") : std::nullopt) bos = *text;
-  else if (auto id = tokenizer.bos_id()) bos = tokenizer.token_bytes(*id);
-  if (auto text = config.is_object() ? token_text(config, "eos_token") : std::nullopt) eos = *text;
-  else if (auto ids = tokenizer.eos_ids(); !ids.empty()) eos = tokenizer.token_bytes(ids.front());
+  ChatFormat format{std::move(*chat), "", ""};
+  if (auto text = config.is_object() ? token_text(config, "bos_token") : std::nullopt)
+    format.bos_token = *text;
+  else if (auto id = tokenizer.bos_id())
+    format.bos_token = tokenizer.token_bytes(*id);
+  if (auto text = config.is_object() ? token_text(config, "eos_token") : std::nullopt)
+    format.eos_token = *text;
+  else if (auto ids = tokenizer.eos_ids(); !ids.empty())
+    format.eos_token = tokenizer.token_bytes(ids.front());
+  return format;
+}
+
+std::string render_chat_prompt(const std::string& tokenizer_dir, const Tokenizer& tokenizer,
+                               const std::string& system, const std::string& user) {
   ojson messages = ojson::array();
   if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
   messages.push_back({{"role", "user"}, {"content", user}});
-  return chat->render(messages, ChatRenderOptions{}, bos, eos);
+  return ChatFormat::load(tokenizer_dir, tokenizer).render(messages, ChatRenderOptions{});
 }
 
 }  // namespace flint

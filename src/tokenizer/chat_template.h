@@ -70,10 +70,24 @@ std::optional<ChatTemplate> load_chat_template(const std::string& tokenizer_dir)
 enum class BuiltinChatFormat { llama2, llama3 };
 ChatTemplate builtin_chat_template(BuiltinChatFormat format);
 
-// One system (omitted when empty) + one user message, rendered with the
-// checkpoint's template or else the built-in one matching the tokenizer
-// (SentencePiece -> Llama 2, else Llama 3), add_generation_prompt = true, and
-// BOS/EOS text from tokenizer_config.json or the tokenizer itself.
+// The chat format a model is prompted with: the checkpoint's template, or
+// else the built-in one matching the tokenizer (SentencePiece -> Llama 2, else
+// Llama 3), with BOS/EOS text from tokenizer_config.json or else the tokenizer
+// itself. An empty tokenizer_dir (a dummy model's built-in tokenizer) takes the
+// built-in format.
+struct ChatFormat {
+  ChatTemplate chat;
+  std::string bos_token;
+  std::string eos_token;
+
+  static ChatFormat load(const std::string& tokenizer_dir, const Tokenizer& tokenizer);
+  std::string render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options) const {
+    return chat.render(messages, options, bos_token, eos_token);
+  }
+};
+
+// One system (omitted when empty) + one user message in the model's
+// ChatFormat, add_generation_prompt = true.
 std::string render_chat_prompt(const std::string& tokenizer_dir, const Tokenizer& tokenizer,
                                const std::string& system, const std::string& user);
 

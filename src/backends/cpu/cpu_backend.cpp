@@ -232,22 +232,11 @@ class CpuBackend final : public Backend {
   void check_attention_args(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
                             const char* op) const {
     require_step(op);
-    FLINT_CHECK(p.num_heads > 0 && p.kv_heads > 0 && p.num_heads % p.kv_heads == 0,
-                "{}: {} query heads cannot share {} kv heads", op, p.num_heads, p.kv_heads);
-    FLINT_CHECK(p.head_dim > 0 && p.head_dim % 2 == 0, "{}: head_dim {} must be positive and even", op, p.head_dim);
-    const KvCacheShape& s = cache.shape;
-    FLINT_CHECK(s.block_size == step_shape_.block_size && s.num_blocks == step_shape_.num_blocks,
-                "{}: the cache is not the one begin_step() checked the batch against", op);
-    FLINT_CHECK(s.kv_heads == p.kv_heads && s.head_dim == p.head_dim,
-                "{}: cache holds {} kv heads of {}, attention wants {} of {}", op, s.kv_heads, s.head_dim, p.kv_heads,
-                p.head_dim);
-    FLINT_CHECK(layer >= 0 && static_cast<size_t>(layer) < cache.k.size() && cache.k.size() == cache.v.size(),
-                "{}: layer {} outside the cache's {} layers", op, layer, cache.k.size());
-    const Shape expect = {s.num_blocks, s.kv_heads, s.block_size, s.head_dim};
+    const Shape expect = check_attention_params(p, cache, layer, step_shape_, op);
     for (const Tensor* t : {&cache.k[static_cast<size_t>(layer)], &cache.v[static_cast<size_t>(layer)]}) {
       FLINT_CHECK(t->defined() && t->device() == Device::cpu && t->is_contiguous() && t->shape() == expect &&
-                      t->dtype() == s.dtype && is_cpu_weight_dtype(t->dtype()),
-                  "{}: cache tensors of layer {} must be contiguous CPU {} {}", op, layer, dtype_name(s.dtype),
+                      t->dtype() == cache.shape.dtype && is_cpu_weight_dtype(t->dtype()),
+                  "{}: cache tensors of layer {} must be contiguous CPU {} {}", op, layer, dtype_name(cache.shape.dtype),
                   shape_to_string(expect));
     }
     check_act(qkv, op, "qkv",
