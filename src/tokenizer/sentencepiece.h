@@ -22,6 +22,7 @@
 //   (a bad run gives U+FFFD per byte), one leading space stripped; special
 //   tokens (control pieces, <unk>) print their text unless skipped.
 // - token_bytes(id): the piece with "▁" as " "; "<0xAB>" is the byte 0xAB.
+//   token_piece(id): the piece as spelled in the vocabulary ("▁Hello").
 // - Malformed files throw flint::Error naming the file (and JSON field).
 #pragma once
 

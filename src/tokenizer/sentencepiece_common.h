@@ -109,6 +109,9 @@ class SpmTokenizerBase : public Tokenizer {
  public:
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const override;
   std::string token_bytes(TokenId id) const override { return pieces_.token_bytes(id); }
+  // The piece as the vocabulary spells it ("▁Hello", "<0x0A>"): transformers'
+  // convert_ids_to_tokens.
+  std::string token_piece(TokenId id) const override { return pieces_.at(id).text; }
   int32_t vocab_size() const override { return pieces_.size(); }
   bool is_special(TokenId id) const override { return pieces_.at(id).special; }
   std::optional<TokenId> token_to_id(std::string_view token) const override { return pieces_.find(token); }
