@@ -233,8 +233,16 @@ class SentencePieceTokenizer final : public spm::SpmTokenizerBase {
       // which is what HF's Prepend("▁") normalizer does per segment.
       status = sp_.Encode(text, &ids);
     } else {
+      // transformers 4's slow LlamaTokenizer with legacy=False: the model runs
+      // without add_dummy_prefix, the input as a whole gets one "▁" in front
+      // (even when it starts with a space: " Hello" is ▁ ▁Hello, as plain
+      // sentencepiece gives), and a stretch after a special token gets none.
+      // transformers encodes a stretch that starts with a space as
+      // "<unk>" + stretch and drops the "<unk>" pieces; with
+      // remove_extra_whitespaces off (Llama's models) that is the same as
+      // encoding the stretch alone.
       std::string escaped = spm::escape_spaces(text);
-      if (at_start && !escaped.starts_with(spm::kSpaceMark)) escaped.insert(0, spm::kSpaceMark);
+      if (at_start) escaped.insert(0, spm::kSpaceMark);
       status = sp_no_prefix_.Encode(escaped, &ids);
     }
     if (!status.ok()) fail("sentencepiece failed to encode: {}", status.ToString());

@@ -3,9 +3,15 @@
 //
 // Contract:
 // - make_sentencepiece_tokenizer reads a protobuf tokenizer.model and encodes
-//   with libsentencepiece; make_sentencepiece_json_tokenizer reads the HF
+//   with libsentencepiece, giving the ids of transformers 4's slow
+//   (SentencePiece-backed) LlamaTokenizer — the segmentation the model was
+//   trained with. make_sentencepiece_json_tokenizer reads the HF
 //   tokenizer.json form (BPE with byte_fallback over "▁"-escaped text) and
-//   encodes natively. Both give the ids of transformers' Llama tokenizer:
+//   encodes natively, giving the ids of the tokenizers library on that file.
+//   The two agree except where a converted tokenizer.json differs from
+//   sentencepiece: transformers 5's conversion ranks Llama 2's merges by piece
+//   id and prepends no "▁" before a leading space, which changes runs of
+//   spaces (docs/TOKENIZERS.md). Both:
 //   * BOS/EOS from TokenizerConfig::add_bos_token / add_eos_token (defaults
 //     true / false; the JSON form falls back to its TemplateProcessing);
 //   * special-token text ("<s>", "</s>", "<unk>", control pieces, special added
@@ -13,11 +19,11 @@
 //     pieces are always split out;
 //   * the text after an added token gets a "▁" prefix of its own when legacy
 //     (HF's Prepend("▁") normalizer, sentencepiece's add_dummy_prefix); with
-//     legacy = false only the text at the very start does, and only when it
-//     does not begin with a space (HF's Metaspace prepend_scheme "first").
-//     The protobuf form reads TokenizerConfig::legacy (unset: not legacy, as
-//     transformers 5 does); the JSON form does what its normalizer /
-//     pre_tokenizer say. Not legacy, " Hello" and "Hello" encode alike.
+//     legacy = false it gets none. The protobuf form reads
+//     TokenizerConfig::legacy (unset: not legacy); not legacy, the input as a
+//     whole gets one "▁" in front, as the slow tokenizer does, so " Hello" is
+//     ▁ ▁Hello there. The JSON form does what its normalizer / pre_tokenizer
+//     say (Metaspace prepend_scheme "first" prepends only when no space leads).
 // - decode() is transformers' decode: "▁" -> " ", byte pieces fused to UTF-8
 //   (a bad run gives U+FFFD per byte), one leading space stripped; special
 //   tokens (control pieces, <unk>) print their text unless skipped.

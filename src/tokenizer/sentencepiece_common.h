@@ -30,10 +30,11 @@ namespace flint::spm {
 // "▁" (U+2581), the SentencePiece stand-in for a space.
 inline constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
 
-// What an unset TokenizerConfig::legacy means for the protobuf form. transformers
-// 5 builds LlamaTokenizer with legacy=False (Metaspace, prepend_scheme "first")
-// unless tokenizer_config.json says otherwise; transformers 4 defaulted to
-// legacy=True. Flint follows the transformers its fixtures are made with.
+// What an unset TokenizerConfig::legacy means for the protobuf form: not
+// legacy, as transformers 5 reads it and as Llama 2 checkpoints' configs
+// usually say ("legacy": false); transformers 4 read an unset flag as
+// legacy=True. The two differ only in the text right after special-token
+// text parsed from the input.
 inline constexpr bool kDefaultLegacy = false;
 
 enum class PieceType : uint8_t { normal, unknown, control, user_defined, unused, byte };
