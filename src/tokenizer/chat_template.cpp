@@ -100,10 +100,73 @@ ChatTemplate ChatTemplate::parse(std::string source, std::string origin) {
   return t;
 }
 
+namespace {
+
+// transformers' render_jinja_template appends this to the final message's text
+// before rendering, finds it in the output and cuts there.
+constexpr std::string_view kContinueTag = "CONTINUE_FINAL_MESSAGE_TAG ";
+
+// The final message with the tag appended to its content (or, for a list of
+// content blocks, to the last block that has "text"); returns that text as it
+// was before the tag.
+std::string tag_final_message(nlohmann::ordered_json& messages, const std::string& source, const ErrorContext& where) {
+  if (messages.empty()) throw Error("continue_final_message is set but there are no messages", where);
+  auto& last = messages.back();
+  if (!last.is_object() || !last.contains("content") || last["content"].is_null())
+    throw Error("continue_final_message is set but the final message has no \"content\" to continue!", where);
+  if (source.find("content") == std::string::npos)
+    throw Error(
+        "continue_final_message is set to \"content\" but this is not an accepted field in the chat_template", where);
+  auto& content = last["content"];
+  if (content.is_array()) {
+    for (auto block = content.rbegin(); block != content.rend(); ++block) {
+      if (!block->is_object() || !block->contains("text")) continue;
+      auto& text = (*block)["text"];
+      if (!text.is_string()) break;
+      std::string original = text.get<std::string>();
+      text = original + std::string(kContinueTag);
+      return original;
+    }
+    throw Error("continue_final_message is set but we could not find any text to continue in the final message!",
+                where);
+  }
+  if (!content.is_string())
+    throw Error("continue_final_message is set but the final message's content is not text", where);
+  std::string original = content.get<std::string>();
+  content = original + std::string(kContinueTag);
+  return original;
+}
+
+// Cut where the tag was printed; when the template trimmed the space after
+// it, also drop the whitespace before it (the message's own trailing space).
+std::string cut_at_tag(std::string rendered, const std::string& final_message, const ErrorContext& where) {
+  const std::string stripped = jinja::python_strip(final_message, std::nullopt, true, true);
+  const std::string_view tag = kContinueTag.substr(0, kContinueTag.size() - 1);
+  const size_t at = rendered.rfind(tag);
+  if (rendered.find(stripped) == std::string::npos || at == std::string::npos)
+    throw Error(
+        "continue_final_message is set but the final message does not appear in the chat after applying the chat "
+        "template! This can happen if the chat template deletes portions of the final message. Please verify the "
+        "chat template and final message in your chat to ensure they are compatible.Final message to continue: " +
+            stripped + "\nRendered chat:\n" + rendered,
+        where);
+  const bool spacing_kept = rendered.compare(at, kContinueTag.size(), kContinueTag) == 0;
+  rendered.resize(at);
+  return spacing_kept ? rendered : jinja::python_strip(rendered, std::nullopt, false, true);
+}
+
+}  // namespace
+
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options,
                                  const std::string& bos_token, const std::string& eos_token) const {
   const ErrorContext where{.file = origin_, .field = "chat_template"};
   if (!messages.is_array()) fail(where, "messages must be a JSON array, got {}", messages.type_name());
+  if (options.continue_final_message && options.add_generation_prompt)
+    throw Error(
+        "continue_final_message and add_generation_prompt are not compatible. Use continue_final_message when you "
+        "want the model to continue the final message, and add_generation_prompt when you want to add a header "
+        "that will prompt it to start a new assistant message instead.",
+        where);
   if (!options.extra.is_object()) fail(where, "extra template variables must be a JSON object");
   jinja::Object context;
   std::string origin = origin_;
@@ -112,8 +175,14 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
     throw Error(message, {.file = origin, .field = "chat_template"});
   }));
   context.set("strftime_now", jinja::Value::function("strftime_now", strftime_now));
+  nlohmann::ordered_json tagged;
+  std::string final_message;
+  if (options.continue_final_message) {
+    tagged = messages;
+    final_message = tag_final_message(tagged, source_, where);
+  }
   try {
-    context.set("messages", jinja::from_json(messages));
+    context.set("messages", jinja::from_json(options.continue_final_message ? tagged : messages));
     context.set("tools", jinja::from_json(options.tools));
     context.set("documents", jinja::Value::none());
     context.set("add_generation_prompt", jinja::Value(options.add_generation_prompt));
@@ -124,7 +193,9 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
   } catch (const jinja::ValueError& e) {
     fail(where, "{}", e.what());
   }
-  return template_->render(context);
+  std::string rendered = template_->render(context);
+  if (options.continue_final_message) return cut_at_tag(std::move(rendered), final_message, where);
+  return rendered;
 }
 
 std::optional<ChatTemplate> load_chat_template(const std::string& tokenizer_dir) {

@@ -12,6 +12,14 @@
 // - JSON is taken as nlohmann::ordered_json because dict order shows in the
 //   output (tojson keeps insertion order, as Python does); parse requests
 //   with ordered_json to keep the client's key order.
+// - continue_final_message works as transformers' render_jinja_template
+//   does: "CONTINUE_FINAL_MESSAGE_TAG " is appended to the final message's
+//   content (the last text block of a block list) before rendering, and the
+//   output is cut where the tag lands — right there when the template kept
+//   the space after it, else with the whitespace before it stripped too.
+//   Failures (add_generation_prompt also set, the message or the tag missing
+//   from the output) throw flint::Error with transformers' ValueError text
+//   as message().
 // - raise_exception("msg") in a template throws flint::Error whose message()
 //   is exactly "msg". Every other failure — a syntax error, an unsupported
 //   Jinja construct, a type error while rendering — throws flint::Error
@@ -37,6 +45,11 @@ struct ChatRenderOptions {
   nlohmann::ordered_json tools = nullptr;  // a list of tool schemas, or null
   std::optional<std::string> date_string;  // Llama 3.x "Today Date"; unset: the template's default
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // further template variables
+  // transformers' continue_final_message: the rendering is cut right after the
+  // final message's content (its end-of-turn text, e.g. " </s>" or
+  // "<|eot_id|>", dropped), so generation continues that message — an
+  // assistant prefill. Needs add_generation_prompt = false, as in transformers.
+  bool continue_final_message = false;
 };
 
 class ChatTemplate {

@@ -306,6 +306,83 @@ TEST(ChatTemplate, RenderChatPromptFallsBackToTheBuiltinFormat) {
 }
 
 // Cases rendered by transformers itself (fixtures/make_chat_fixtures.py).
+ChatRenderOptions continuing() {
+  ChatRenderOptions o;
+  o.add_generation_prompt = false;
+  o.continue_final_message = true;
+  return o;
+}
+
+// continue_final_message, by transformers' rule (render_jinja_template appends
+// "CONTINUE_FINAL_MESSAGE_TAG " to the final message and cuts there); the
+// fixtures below check it on the official templates against transformers.
+TEST(ChatTemplate, ContinueFinalMessage) {
+  ChatTemplate t = ChatTemplate::parse(
+      "{% for m in messages %}<{{ m.role }}>{{ m.content if m.content is string else m.content[-1].text }}</>"
+      "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
+      "inline.jinja");
+  auto msgs = [](const char* json) { return ojson::parse(json); };
+  // Printed as is: the rendering stops right after the content.
+  EXPECT_EQ(t.render(msgs(R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": "The answer "}])"),
+                     continuing(), "", ""),
+            "<user>q</><assistant>The answer ");
+  // The last occurrence is the one continued.
+  EXPECT_EQ(t.render(msgs(R"([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi"}])"),
+                     continuing(), "", ""),
+            "<user>hi</><assistant>hi");
+  // A template that prints the message as it is keeps its spaces, both ends.
+  EXPECT_EQ(t.render(msgs(R"([{"role": "assistant", "content": "  go on  "}])"), continuing(), "", ""),
+            "<assistant>  go on  ");
+  // One that trims it: the cut drops the message's trailing whitespace too.
+  ChatTemplate trimming =
+      ChatTemplate::parse("{% for m in messages %}<{{ m.role }}>{{ m.content | trim }}<end>{% endfor %}", "trim.jinja");
+  EXPECT_EQ(trimming.render(msgs(R"([{"role": "assistant", "content": " a \n"}])"), continuing(), "", ""),
+            "<assistant>a");
+  // Content blocks: the last block with text.
+  EXPECT_EQ(t.render(msgs(R"([{"role": "assistant", "content": [{"type": "text", "text": "one"},
+                                                                {"type": "text", "text": "two"}]}])"),
+                     continuing(), "", ""),
+            "<assistant>two");
+
+  auto message_of = [&](const ojson& messages, const ChatRenderOptions& o) {
+    try {
+      t.render(messages, o, "", "");
+    } catch (const Error& e) {
+      EXPECT_EQ(e.context().file, "inline.jinja");
+      return e.message();
+    }
+    return std::string("no error");
+  };
+  ChatRenderOptions both = continuing();
+  both.add_generation_prompt = true;
+  EXPECT_NE(message_of(msgs(R"([{"role": "user", "content": "q"}])"), both)
+                .find("continue_final_message and add_generation_prompt are not compatible"),
+            std::string::npos);
+  EXPECT_NE(message_of(msgs("[]"), continuing()).find("no messages"), std::string::npos);
+  EXPECT_EQ(message_of(msgs(R"([{"role": "assistant"}])"), continuing()),
+            "continue_final_message is set but the final message has no \"content\" to continue!");
+  EXPECT_NE(message_of(msgs(R"([{"role": "assistant", "content": [{"type": "image"}]}])"), continuing())
+                .find("could not find any text"),
+            std::string::npos);
+  auto render_error = [&](const std::string& source) {
+    try {
+      ChatTemplate::parse(source, "other.jinja").render(msgs(R"([{"role": "assistant", "content": "lost"}])"),
+                                                        continuing(), "", "");
+    } catch (const Error& e) {
+      return e.message();
+    }
+    return std::string("no error");
+  };
+  // A template that never prints the content, and one that never names it.
+  EXPECT_EQ(render_error("{% for m in messages %}[{{ m.role }}]{% if m.content %}.{% endif %}{% endfor %}"),
+            "continue_final_message is set but the final message does not appear in the chat after applying the "
+            "chat template! This can happen if the chat template deletes portions of the final message. Please "
+            "verify the chat template and final message in your chat to ensure they are compatible.Final message to "
+            "continue: lost\nRendered chat:\n[assistant].");
+  EXPECT_EQ(render_error("{% for m in messages %}[{{ m.role }}]{% endfor %}"),
+            "continue_final_message is set to \"content\" but this is not an accepted field in the chat_template");
+}
+
 TEST(ChatTemplate, MatchesTransformersFixtures) {
   FLINT_REQUIRE_ASSETS();
   fs::path fixtures = testing::source_dir() / "tests" / "tokenizer" / "fixtures" / "chat.json";
@@ -326,6 +403,7 @@ TEST(ChatTemplate, MatchesTransformersFixtures) {
     o.tools = c["tools"];
     if (c["date_string"].is_string()) o.date_string = c["date_string"].get<std::string>();
     o.extra = c["extra"];
+    o.continue_final_message = c.value("continue_final_message", false);
     std::string bos = c["bos_token"].get<std::string>(), eos = c["eos_token"].get<std::string>();
     if (c.contains("error")) {
       try {
