@@ -1,5 +1,7 @@
 #include "ops/backend.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace flint {
@@ -55,6 +57,39 @@ Tensor Backend::dummy_weight(DType dtype, const Shape& shape, uint64_t key, bool
   (void)key;
   (void)is_norm;
   return {};
+}
+
+std::vector<RowSample> Backend::sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                                            const std::vector<PenalizedToken>& penalties) {
+  (void)logits, (void)specs, (void)penalties;
+  fail("the {} backend samples on the host: call sample_rows only where samples_on_device()", name());
+}
+
+void check_sampling_args(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                         const std::vector<PenalizedToken>& penalties) {
+  FLINT_CHECK(logits.defined() && logits.dtype() == DType::f32 && logits.dim() == 2 && logits.is_contiguous(),
+              "sample_rows: logits must be a contiguous f32 [rows, vocab] tensor");
+  const int64_t rows = logits.size(0), vocab = logits.size(1);
+  FLINT_CHECK(vocab > 0 && vocab < (int64_t{1} << 31), "sample_rows: vocabulary of {} tokens", vocab);
+  for (size_t s = 0; s < specs.size(); ++s) {
+    const RowSamplingSpec& r = specs[s];
+    FLINT_CHECK(r.row >= 0 && r.row < rows, "sample_rows: spec {} reads row {} of {}", s, r.row, rows);
+    FLINT_CHECK(std::isfinite(r.temperature) && r.temperature >= 0 && r.top_p >= 0 && r.top_p <= 1 &&
+                    r.min_p >= 0 && r.min_p <= 1 && std::isfinite(r.repetition_penalty) && r.repetition_penalty > 0 &&
+                    std::isfinite(r.presence_penalty) && std::isfinite(r.frequency_penalty) && r.uniform >= 0 &&
+                    r.uniform < 1,
+                "sample_rows: spec {} has parameters out of range", s);
+    FLINT_CHECK(r.penalties_begin >= 0 && r.penalties_count >= 0 &&
+                    static_cast<size_t>(r.penalties_begin) + static_cast<size_t>(r.penalties_count) <= penalties.size(),
+                "sample_rows: spec {} names penalties [{}, +{}) of {}", s, r.penalties_begin, r.penalties_count,
+                penalties.size());
+    for (int32_t j = 0; j < r.penalties_count; ++j) {
+      const PenalizedToken& t = penalties[static_cast<size_t>(r.penalties_begin + j)];
+      FLINT_CHECK(t.id >= 0 && t.id < vocab && t.generated >= 0, "sample_rows: spec {} penalises token {}", s, t.id);
+      FLINT_CHECK(j == 0 || penalties[static_cast<size_t>(r.penalties_begin + j - 1)].id < t.id,
+                  "sample_rows: spec {}'s penalised tokens are not sorted and unique", s);
+    }
+  }
 }
 
 }  // namespace flint

@@ -25,6 +25,7 @@
 
 #include "core/tensor.h"
 #include "ops/batch.h"
+#include "ops/sampling.h"
 
 namespace flint {
 
@@ -75,6 +76,12 @@ struct AttentionParams {
 // backend's own device and dtype checks. Throws flint::Error naming `op`.
 Shape check_attention_params(const AttentionParams& p, const KvCache& cache, int32_t layer,
                              const KvCacheShape& step_cache, const char* op);
+
+// Checks sample_rows' arguments whatever the device: f32 [R, V] logits, rows
+// in range, parameters in their ranges, each spec's penalties inside the list,
+// sorted, unique, ids in [0, V). Throws flint::Error.
+void check_sampling_args(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                         const std::vector<PenalizedToken>& penalties);
 
 class Backend {
  public:
@@ -149,6 +156,17 @@ class Backend {
   virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
   // out[i] = x[rows[i]]                                          x: [T, H], out: [R, H]
   virtual void gather_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor& out) = 0;
+
+  // Sampling where the logits are (ops/sampling.h), so that only ids and
+  // logprobs reach the host. Backends that answer false leave sampling to the
+  // host (runtime/step_sampler.h copies the logits there).
+  virtual bool samples_on_device() const { return false; }
+  // One RowSample per spec from `logits` (f32 [R, V], e.g. run_step's result),
+  // whose sampled rows it may overwrite; waits for the result. `penalties`
+  // holds every spec's range. Only where samples_on_device(); throws
+  // flint::Error on bad arguments.
+  virtual std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                                             const std::vector<PenalizedToken>& penalties);
 };
 
 }  // namespace flint

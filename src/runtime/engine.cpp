@@ -7,6 +7,7 @@
 #include <span>
 
 #include "core/error.h"
+#include "runtime/step_sampler.h"
 #include "runtime/stop_checker.h"
 
 namespace flint {
@@ -369,10 +370,15 @@ void Engine::step() {
   ++local_.steps;
   local_.computed_tokens += batch.num_tokens();
 
+  // Prompt scoring reads whole rows on the host; otherwise the logits stay
+  // where they are and only sampled ids come back (runtime/step_sampler.h).
+  bool host_rows = false;
+  for (const Rows& r : rows) host_rows |= r.all;
   Tensor logits;
   try {
     logits = model_.forward(batch, cache_);
-    if (logits.device() != Device::cpu || !logits.is_contiguous()) logits = model_.backend().to_host(logits);
+    if (host_rows && (logits.device() != Device::cpu || !logits.is_contiguous()))
+      logits = model_.backend().to_host(logits);
   } catch (const std::exception& e) {
     // The step is lost; its sequences fail, the engine goes on.
     for (const ScheduledChunk& c : plan.chunks) {
@@ -385,6 +391,21 @@ void Engine::step() {
 
   const auto V = static_cast<size_t>(model_.config().vocab_size);
   auto row = [&](int64_t r) { return std::span<const float>(logits.data<float>() + static_cast<size_t>(r) * V, V); };
+  std::vector<SampleTask> tasks;
+  for (const Rows& r : rows)
+    if (r.chunk.samples) tasks.push_back({&r.seq->sampler, r.all ? r.first + r.chunk.count - 1 : r.first});
+  std::vector<SampleOutcome> drawn;
+  try {
+    drawn = sample_step(model_.backend(), logits, tasks);
+  } catch (const std::exception& e) {
+    for (const ScheduledChunk& c : plan.chunks) {
+      RequestEvent ev;
+      ev.error = fmt::format("sampling failed: {}", e.what());
+      end(*seqs_.at(c.seq), std::move(ev));
+    }
+    return;
+  }
+  size_t next_task = 0;
   for (const Rows& r : rows) {
     Sequence& s = *r.seq;
     if (r.all) {
@@ -397,14 +418,13 @@ void Engine::step() {
     }
     if (!r.chunk.samples) continue;
     RequestEvent ev;
-    SampledToken tok;
-    try {
-      tok = s.sampler.sample(row(r.all ? r.first + r.chunk.count - 1 : r.first));
-    } catch (const std::exception& e) {
-      ev.error = fmt::format("sampling failed: {}", e.what());
+    SampleOutcome& outcome = drawn[next_task++];
+    if (!outcome.error.empty()) {
+      ev.error = fmt::format("sampling failed: {}", outcome.error);
       end(s, std::move(ev));
       continue;
     }
+    SampledToken tok = std::move(outcome.token);
     if (s.prompt_logprobs >= 0 && !s.prompt_lp_sent) {
       ev.prompt_logprobs = std::move(s.prompt_lp);
       s.prompt_lp_sent = true;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "runtime/kv_blocks.h"
+#include "runtime/step_sampler.h"
 #include "runtime/stop_checker.h"
 
 namespace flint {
@@ -135,15 +136,18 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
     if (batch.num_tokens() == 0) break;
 
     const auto step_start = Clock::now();
-    Tensor logits = backend.to_host(model_.forward(batch, cache));
+    const Tensor logits = model_.forward(batch, cache);
+    std::vector<SampleTask> tasks;
+    for (size_t r = 0; r < sampling.size(); ++r) tasks.push_back({sampling[r]->sampler.get(), static_cast<int64_t>(r)});
+    std::vector<SampleOutcome> drawn = sample_step(backend, logits, tasks);
     const double step_seconds = seconds_since(step_start);
     (any_prefill ? stats_.prefill_seconds : stats_.decode_seconds) += step_seconds;
     ++stats_.steps;
 
-    const auto V = static_cast<size_t>(c.vocab_size);
     for (size_t r = 0; r < sampling.size(); ++r) {
       Sequence& s = *sampling[r];
-      SampledToken tok = s.sampler->sample({logits.data<float>() + r * V, V});
+      FLINT_CHECK(drawn[r].error.empty(), "request {}: {}", s.index, drawn[r].error);
+      const SampledToken& tok = drawn[r].token;
       if (first_token) {
         stats_.first_token_seconds = seconds_since(start);
         first_token = false;

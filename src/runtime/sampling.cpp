@@ -10,9 +10,7 @@
 namespace flint {
 namespace {
 
-// vLLM's _SAMPLING_EPS: dividing by a smaller temperature only risks overflow
-// for a distribution that is greedy in all but name.
-constexpr float kGreedyBelow = 1e-5f;
+constexpr float kGreedyBelow = kGreedyTemperature;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int32_t kMaxLogprobs = 20;
 
@@ -231,6 +229,10 @@ SampledToken SequenceSampler::sample(std::span<const float> logits) {
     out.id = static_cast<int32_t>(best);
   } else {
     candidates(penalised_, raw_weights_, candidates_);
+    // The draw walks ids upwards, as the device samplers do.
+    auto by_id = [](const Candidate& a, const Candidate& b) { return a.id < b.id; };
+    if (!std::is_sorted(candidates_.begin(), candidates_.end(), by_id))
+      std::sort(candidates_.begin(), candidates_.end(), by_id);
     out.id = draw(candidates_);
   }
 
@@ -262,6 +264,50 @@ void SequenceSampler::accept(int32_t id) {
   FLINT_CHECK(id >= 0 && id < vocab_size_, "accepted token id {} outside [0, {})", id, vocab_size_);
   ++generated_[id];
   if (params_.repetition_penalty != 1.0f) seen_.insert(id);
+}
+
+RowSamplingSpec SequenceSampler::device_spec(int32_t row, std::vector<PenalizedToken>& penalties) {
+  RowSamplingSpec spec;
+  spec.row = row;
+  spec.temperature = params_.temperature;
+  spec.top_k = params_.top_k;
+  spec.top_p = params_.top_p;
+  spec.min_p = params_.min_p;
+  spec.repetition_penalty = params_.repetition_penalty;
+  spec.presence_penalty = params_.presence_penalty;
+  spec.frequency_penalty = params_.frequency_penalty;
+  spec.uniform = greedy() ? 0.0 : uniform();
+  spec.penalties_begin = static_cast<int32_t>(penalties.size());
+  if (penalties_active()) {
+    const size_t first = penalties.size();
+    // seen_ is filled only when the repetition penalty is on.
+    for (int32_t id : seen_) {
+      const auto it = generated_.find(id);
+      penalties.push_back({id, it == generated_.end() ? 0 : it->second, 1});
+    }
+    for (const auto& [id, count] : generated_)
+      if (!seen_.contains(id)) penalties.push_back({id, count, 0});
+    std::sort(penalties.begin() + static_cast<std::ptrdiff_t>(first), penalties.end(),
+              [](const PenalizedToken& a, const PenalizedToken& b) { return a.id < b.id; });
+  }
+  spec.penalties_count = static_cast<int32_t>(penalties.size()) - spec.penalties_begin;
+  return spec;
+}
+
+SampledToken SequenceSampler::device_result(const RowSample& r) const {
+  switch (r.status) {
+    case RowSampleStatus::ok: break;
+    case RowSampleStatus::nan_logit: fail("logits contain NaN (token id {})", r.id);
+    case RowSampleStatus::inf_logit: fail("logits contain +inf (token id {})", r.id);
+    case RowSampleStatus::all_neg_inf: fail("every logit is -inf: no token can be sampled");
+    case RowSampleStatus::none_left:
+      fail("every logit is -inf after penalties and temperature: no token can be sampled");
+  }
+  FLINT_CHECK(r.id >= 0 && r.id < vocab_size_, "the device sampled token id {} outside [0, {})", r.id, vocab_size_);
+  SampledToken out;
+  out.id = r.id;
+  out.logprob = r.logprob;
+  return out;
 }
 
 std::vector<float> SequenceSampler::processed_logits(std::span<const float> logits) const {

@@ -20,6 +20,11 @@
 // - SampledToken::logprob and top_logprobs are log-probabilities under the
 //   model's raw distribution (log_softmax of the unprocessed logits), as vLLM
 //   returns by default — not of the penalised/truncated distribution drawn from.
+// - The same draw runs on a device (ops/sampling.h, Backend::sample_rows):
+//   device_spec() gives the row's parameters, penalised tokens and the uniform
+//   it consumes from this sampler's RNG, device_result() reads the answer. One
+//   seed gives the same tokens either way, except where a token's cumulative
+//   weight lies within rounding (~1e-13) of the draw.
 // - Bad logits are errors, not garbage: a NaN or +inf logit, a row of the wrong
 //   size, or a row where every logit is -inf throws flint::Error.
 #pragma once
@@ -33,6 +38,8 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include "ops/sampling.h"
 
 namespace flint {
 
@@ -74,6 +81,16 @@ class SequenceSampler {
 
   SampledToken sample(std::span<const float> logits);  // logits: [vocab_size]
   void accept(int32_t id);
+
+  // Sampling on a device: the spec of this sequence's draw from logits row
+  // `row`, its penalised tokens appended to `penalties` (the spec's range
+  // points into it). Consumes the RNG draw sample() would.
+  RowSamplingSpec device_spec(int32_t row, std::vector<PenalizedToken>& penalties);
+  // The device's answer to that spec as sample() would give it; throws
+  // flint::Error for the bad-logits cases sample() throws on.
+  SampledToken device_result(const RowSample& sample) const;
+  // Whether sample() needs the whole row on the host (top logprobs).
+  bool needs_host_row() const { return params_.logprobs > 0; }
 
   // The logits sample() would draw from, for tests and debugging: penalised
   // and divided by the temperature, with the tokens that top-k, top-p and

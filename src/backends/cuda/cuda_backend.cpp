@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <map>
 #include <string_view>
@@ -73,6 +74,7 @@ class CudaBackend final : public Backend {
         linear_(context_->stream(), options.gemv_max_rows),
         step_upload_(context_),
         rows_upload_(context_),
+        sample_upload_(context_),
         graph_mode_(options.graphs) {
     FLINT_CHECK(options.gemv_max_rows >= 0 && options.gemv_max_rows <= cuda::kSkinnyMaxRows,
                 "gemv_max_rows must be in [0, {}], got {}", cuda::kSkinnyMaxRows, options.gemv_max_rows);
@@ -411,6 +413,36 @@ class CudaBackend final : public Backend {
     cuda::launch_gather_rows(x.raw(), d_rows, static_cast<int64_t>(rows.size()), h, out.raw(), stream());
   }
 
+  bool samples_on_device() const override { return true; }
+
+  std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                                     const std::vector<PenalizedToken>& penalties) override {
+    check_sampling_args(logits, specs, penalties);
+    FLINT_CHECK(logits.device() == Device::cuda, "sample_rows: logits must be a CUDA tensor");
+    std::vector<RowSample> out(specs.size());
+    if (specs.empty()) return out;
+    // Specs then penalties, one upload (RowSamplingSpec's size is a multiple of 8).
+    static_assert(sizeof(RowSamplingSpec) % alignof(PenalizedToken) == 0);
+    const size_t spec_bytes = specs.size() * sizeof(RowSamplingSpec);
+    const size_t pen_bytes = penalties.size() * sizeof(PenalizedToken);
+    sample_staging_.resize(spec_bytes + pen_bytes);
+    std::memcpy(sample_staging_.data(), specs.data(), spec_bytes);
+    if (pen_bytes > 0) std::memcpy(sample_staging_.data() + spec_bytes, penalties.data(), pen_bytes);
+    std::byte* d = sample_upload_.upload(sample_staging_.data(), sample_staging_.size());
+    Tensor raw = cuda::pooled_tensor(context_, DType::f32, {std::max<int64_t>(1, std::ssize(penalties))});
+    Tensor result = cuda::pooled_tensor(context_, DType::u8, {static_cast<int64_t>(specs.size() * sizeof(RowSample))});
+    cuda::launch_sample_rows(logits.data<float>(), static_cast<int32_t>(logits.size(1)),
+                             reinterpret_cast<const RowSamplingSpec*>(d), static_cast<int32_t>(specs.size()),
+                             reinterpret_cast<const PenalizedToken*>(d + spec_bytes), raw.data<float>(),
+                             reinterpret_cast<RowSample*>(result.raw()), stream());
+    sample_result_.reserve(out.size() * sizeof(RowSample));
+    FLINT_CUDA_CHECK(cudaMemcpyAsync(sample_result_.data(), result.raw(), out.size() * sizeof(RowSample),
+                                     cudaMemcpyDeviceToHost, stream()));
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    std::memcpy(out.data(), sample_result_.data(), out.size() * sizeof(RowSample));
+    return out;
+  }
+
  private:
   enum class ArenaMode { off, measure, record };
   // body key, cache base address, num_blocks, block_size, padded seqs, max_blocks_per_seq
@@ -610,6 +642,9 @@ class CudaBackend final : public Backend {
   cuda::LinearRunner linear_;
   cuda::StagedUpload step_upload_;  // the step's arrays
   cuda::StagedUpload rows_upload_;  // gather_rows indices that are not the step's logits rows
+  cuda::StagedUpload sample_upload_;  // sample_rows' specs and penalties
+  std::vector<std::byte> sample_staging_;
+  cuda::PinnedBuffer sample_result_;  // the sampled ids on their way to the host
   std::string device_name_;
 
   // The step, on the host: the ids (range-checked by embedding()) and the

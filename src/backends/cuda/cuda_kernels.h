@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "ops/sampling.h"
 
 namespace flint::cuda {
 
@@ -56,5 +57,12 @@ void launch_linear_fallback(const void* x, int64_t n, const void* w, const float
 // out[i, o] += bias[o]          out: [n, out_features] bf16 or f32
 void launch_add_bias(void* out, DType out_dtype, const float* bias, int64_t n, int64_t out_features,
                      cudaStream_t stream);
+
+// Draws one token per spec from `logits` (f32 [R, vocab], rows modified in
+// place by the penalties) as ops/sampling.h describes; one CTA per spec.
+// specs, penalties: device copies; penalty_raw: device scratch, one float per
+// penalty; out: [num_specs] on the device.
+void launch_sample_rows(float* logits, int32_t vocab, const RowSamplingSpec* specs, int32_t num_specs,
+                        const PenalizedToken* penalties, float* penalty_raw, RowSample* out, cudaStream_t stream);
 
 }  // namespace flint::cuda

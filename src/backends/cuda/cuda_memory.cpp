@@ -69,6 +69,22 @@ Tensor pooled_tensor(const std::shared_ptr<StreamContext>& context, DType dtype,
   return Tensor::wrap(std::move(storage), 0, dtype, std::move(shape));
 }
 
+PinnedBuffer::~PinnedBuffer() {
+  if (data_) cudaFreeHost(data_);
+}
+
+void PinnedBuffer::reserve(size_t bytes) {
+  if (bytes <= capacity_) return;
+  if (data_) FLINT_CUDA_CHECK(cudaFreeHost(data_));
+  data_ = nullptr;
+  capacity_ = 0;
+  const size_t capacity = std::max<size_t>(bytes * 2, 4096);
+  void* p = nullptr;
+  FLINT_CUDA_CHECK(cudaMallocHost(&p, capacity));
+  data_ = static_cast<std::byte*>(p);
+  capacity_ = capacity;
+}
+
 StagedUpload::StagedUpload(std::shared_ptr<StreamContext> context) : context_(std::move(context)) {
   for (Slot& s : slots_) FLINT_CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
 }

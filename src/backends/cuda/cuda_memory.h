@@ -9,6 +9,7 @@
 //   allocated and freed in stream order, so a step makes no cudaMalloc/cudaFree
 //   and never synchronises the device. Every tensor holds the context, so the
 //   stream outlives the last tensor whatever order things are destroyed in.
+// - PinnedBuffer: page-locked host bytes, the target of device-to-host copies.
 // - StagedUpload: copies small host arrays into one device buffer through
 //   pinned staging (cudaMemcpyAsync, truly asynchronous). The host array may be
 //   reused at once; the device copy serves work queued after the upload and
@@ -59,6 +60,23 @@ class StreamContext {
 
 // A contiguous device tensor from the context's pool (contents undefined).
 Tensor pooled_tensor(const std::shared_ptr<StreamContext>& context, DType dtype, Shape shape);
+
+// Page-locked host memory for device-to-host copies (a pageable target makes
+// cudaMemcpyAsync a slow, staged, synchronous copy). Grows; keeps its bytes
+// only until the next reserve() that grows it.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer();
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  void reserve(size_t bytes);
+  std::byte* data() const { return data_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  size_t capacity_ = 0;
+};
 
 class StagedUpload {
  public:
