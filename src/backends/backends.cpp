@@ -34,6 +34,17 @@ std::string step_execution(Device device) {
   return "op by op";
 }
 
+int32_t gpu_kv_blocks_for(Device device, double fraction, uint64_t bytes_per_block, uint64_t reserve_bytes) {
+  FLINT_CHECK(device == Device::cuda, ErrorContext{.field = "--gpu-memory-fraction"},
+              "applies to --device cuda only; size the CPU's KV cache with --kv-cache-gib");
+#ifdef FLINT_HAVE_CUDA
+  return cuda_kv_blocks_for(fraction, bytes_per_block, reserve_bytes);
+#else
+  (void)fraction, (void)bytes_per_block, (void)reserve_bytes;
+  fail({.field = "--device"}, "this flint was built without the CUDA backend (configure with -DFLINT_CUDA=ON)");
+#endif
+}
+
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::cpu;
   if (name == "cuda") return Device::cuda;

@@ -18,6 +18,10 @@ bool cuda_backend_built();
 // How make_backend(device) runs decode steps, for reports: "op by op" on the
 // CPU; the CUDA backend's graph mode (FLINT_CUDA_GRAPHS, docs/CUDA.md).
 std::string step_execution(Device device);
+// KV-cache blocks of `bytes_per_block` that fit in `fraction` of the GPU's
+// memory beside what is allocated now and `reserve_bytes` more (CUDA only:
+// cuda_kv_blocks_for); throws flint::Error naming --gpu-memory-fraction.
+int32_t gpu_kv_blocks_for(Device device, double fraction, uint64_t bytes_per_block, uint64_t reserve_bytes);
 
 }  // namespace flint
 

@@ -25,8 +25,24 @@ struct ServeOptions {
   std::string device = "cpu";
   ServerOptions server;
   EngineOptions engine;
-  double kv_cache_gib = 2.0;
+  double kv_cache_gib = 0;             // 0: the device's default
+  double gpu_memory_fraction = 0;      // CUDA, when neither KV size is given; 0: kDefaultGpuMemoryFraction
 };
+
+constexpr double kDefaultGpuMemoryFraction = 0.9;  // vLLM's default
+constexpr double kCpuKvCacheGib = 2.0;
+
+// Activations of the largest step (hidden states, q/k/v, MLP, logits) plus
+// room for cuBLASLt's workspace and the CUDA graphs' arena: what the KV pool
+// must leave free on the GPU.
+uint64_t activation_reserve_bytes(const LlamaConfig& c, const EngineOptions& e) {
+  const auto T = static_cast<uint64_t>(e.max_num_batched_tokens);
+  const auto per_token = static_cast<uint64_t>(4 * c.hidden_size +
+                                               (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim +
+                                               3 * c.intermediate_size);
+  const auto logits = static_cast<uint64_t>(e.max_num_seqs) * static_cast<uint64_t>(c.vocab_size) * 4 * 2;
+  return (uint64_t{512} << 20) + T * per_token * 2 + logits;
+}
 
 void run_serve(ServeOptions o) {
   // Signals are taken by sigwait() below, so no thread (OpenMP's, httplib's,
@@ -38,7 +54,7 @@ void run_serve(ServeOptions o) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not a crash
 
-  FLINT_CHECK(o.kv_cache_gib > 0, ErrorContext{.field = "--kv-cache-gib"}, "must be positive");
+  FLINT_CHECK(o.kv_cache_gib >= 0, ErrorContext{.field = "--kv-cache-gib"}, "must be positive (0: the default)");
   const Device device = parse_device(o.device);
   const ModelSource source = open_model(o.model);
   const std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(source);
@@ -46,14 +62,26 @@ void run_serve(ServeOptions o) {
   LlamaModel model(source, *backend);
 
   o.engine.kv_dtype = backend->activation_dtype();
-  o.engine.kv_cache_bytes = static_cast<uint64_t>(o.kv_cache_gib * (1ull << 30));
+  const LlamaConfig& c = source.config;
+  if (o.gpu_memory_fraction != 0 && device != Device::cuda)
+    gpu_kv_blocks_for(device, o.gpu_memory_fraction, 1, 0);  // the error that says it is for CUDA
+  if (o.kv_cache_gib > 0 || (device == Device::cpu && o.engine.num_kv_blocks == 0)) {
+    o.engine.kv_cache_bytes = static_cast<uint64_t>((o.kv_cache_gib > 0 ? o.kv_cache_gib : kCpuKvCacheGib) * (1ull << 30));
+  } else if (o.engine.num_kv_blocks == 0) {
+    // The weights are on the GPU now: the pool takes what the fraction leaves.
+    const uint64_t block_bytes = static_cast<uint64_t>(c.kv_bytes_per_token(o.engine.kv_dtype)) *
+                                 static_cast<uint64_t>(o.engine.block_size);
+    const double fraction = o.gpu_memory_fraction != 0 ? o.gpu_memory_fraction : kDefaultGpuMemoryFraction;
+    const int32_t blocks = gpu_kv_blocks_for(device, fraction, block_bytes,
+                                             activation_reserve_bytes(c, o.engine));
+    o.engine.kv_cache_bytes = static_cast<uint64_t>(blocks) * block_bytes;
+  }
   if (o.server.served_model_name.empty()) o.server.served_model_name = source.origin;
   o.server.tokenizer_dir = source.tokenizer_dir;
   Engine engine(model, *tokenizer, o.engine);
   OpenAiServer server(engine, *tokenizer, o.server);
   const int port = server.bind();
 
-  const LlamaConfig& c = source.config;
   const auto kv_bytes = static_cast<uint64_t>(engine.num_kv_blocks()) * static_cast<uint64_t>(o.engine.block_size) *
                         static_cast<uint64_t>(c.kv_bytes_per_token(o.engine.kv_dtype));
   fmt::print(stderr,
@@ -102,8 +130,12 @@ void add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--num-kv-blocks", o->engine.num_kv_blocks, "KV cache blocks of 16 tokens (0: from --kv-cache-gib)")
       ->capture_default_str();
-  cmd->add_option("--kv-cache-gib", o->kv_cache_gib, "KV cache memory when --num-kv-blocks is 0")
+  cmd->add_option("--kv-cache-gib", o->kv_cache_gib,
+                  "KV cache memory when --num-kv-blocks is 0 (0: 2 GiB on the CPU, --gpu-memory-fraction on CUDA)")
       ->capture_default_str();
+  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction,
+                  "CUDA: share of the GPU's memory Flint may use in all; the KV cache gets what the weights and "
+                  "activations leave, when neither --num-kv-blocks nor --kv-cache-gib is given (default 0.9)");
   cmd->add_option("--max-queued-requests", o->engine.max_queued_requests,
                   "requests waiting beyond --max-num-seqs; more get HTTP 503")
       ->capture_default_str();
