@@ -3,7 +3,7 @@
 # ones included), optionally regenerate the reference fixtures with
 # transformers, run the benchmarks, and print one short table last.
 #
-#   scripts/gpu-check.sh [--fixtures] [--bench] [--serve]
+#   scripts/gpu-check.sh [--fixtures] [--bench] [--serve] [--skip-tests]
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back). Debian
 # packages the GPU image lacks travel as .deb files in .carry/debs (made here
@@ -15,8 +15,10 @@ mkdir -p "$OUT"
 fixtures=0
 bench=0
 serve=0
+tests=1
 for arg in "$@"; do
   case "$arg" in
+    --skip-tests) tests=0 ;;
     --fixtures) fixtures=1 ;;
     --bench) bench=1 ;;
     --serve) serve=1 ;;
@@ -85,12 +87,17 @@ fi
 
 if ((build_ok)); then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$OUT/gpu.txt"
+fi
+if ((build_ok && tests)); then
   ctest --test-dir build/cuda -L gpu --output-on-failure >"$OUT/gpu-tests.log" 2>&1
   table+=("GPU tests|$(grep -E 'tests passed|tests failed' "$OUT/gpu-tests.log" | tail -1)")
-  ctest --test-dir build/cuda -LE gpu -j 16 --output-on-failure >"$OUT/cpu-tests.log" 2>&1
+  # The models label (real-model perplexity, minutes on the CPU) runs in CI, not here.
+  ctest --test-dir build/cuda -LE "gpu|models" -j 16 --output-on-failure >"$OUT/cpu-tests.log" 2>&1
   table+=("CPU tests on the GPU machine|$(grep -E 'tests passed|tests failed' "$OUT/cpu-tests.log" | tail -1)")
   grep -A3 "CeilingsArePlausible" "$OUT/gpu-tests.log" | grep -o "copy .*" | head -1 | sed 's/^/ceilings|/' >>"$OUT/ceilings.txt"
   [[ -s "$OUT/ceilings.txt" ]] && table+=("$(cat "$OUT/ceilings.txt")")
+fi
+if ((build_ok)); then
   if ((bench)); then
     bench_args=(--device cuda --batch 1,16,64 --input-len 128 --output-len 128)
     for m in llama-3.2-1b llama-3.1-8b; do
@@ -98,6 +105,10 @@ if ((build_ok)); then
         >"$OUT/bench-$m.log" 2>&1
       table+=("bench $m b1,16,64 128+128|rc $? (bench-$m.log)")
     done
+    # The same decode with sampling on the GPU (top-k, top-p, temperature).
+    timeout 200 build/cuda/bin/flint bench --model dummy:llama-3.1-8b "${bench_args[@]}" --temperature 0.8 \
+      --top-k 50 --top-p 0.95 --json "$OUT/bench-8b-sampled.json" >"$OUT/bench-8b-sampled.log" 2>&1
+    table+=("bench 8b sampled b1,16,64|rc $? (bench-8b-sampled.log)")
     timeout 120 build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda --batch 1 --input-len 2048 \
       --output-len 4 --json "$OUT/bench-8b-prefill.json" >"$OUT/bench-8b-prefill.log" 2>&1
     table+=("bench 8b prefill 2048|rc $? (bench-8b-prefill.log)")
@@ -111,7 +122,7 @@ fi
 # Serving: flint serve on the 8B shape, driven by flint bench serve (issue #6).
 if ((build_ok && serve)); then
   build/cuda/bin/flint serve --model dummy:llama-3.1-8b --device cuda --port 18080 --max-num-seqs 64 \
-    --kv-cache-gib 8 >"$OUT/serve.log" 2>&1 &
+    --gpu-memory-fraction 0.9 >"$OUT/serve.log" 2>&1 &
   server=$!
   for _ in $(seq 120); do curl -sf http://127.0.0.1:18080/health >/dev/null 2>&1 && break; sleep 1; done
   for c in 1 16 64; do

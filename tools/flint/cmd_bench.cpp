@@ -26,6 +26,10 @@ struct BenchOptions {
   int32_t output_len = 32;
   int32_t max_batched_tokens = 2048;
   std::string json_path;
+  // Greedy by default; a temperature measures the sampling path (seeded).
+  float temperature = 0;
+  int32_t top_k = 0;
+  float top_p = 1;
 };
 
 std::vector<int32_t> parse_list(const std::string& text, const char* flag) {
@@ -76,7 +80,9 @@ void run_bench(const BenchOptions& o) {
   const DeviceCeilings ceil = measure_ceilings(device);
   fmt::print("device {}: copy {:.1f} GB/s ({}), GEMM {:.1f} GFLOP/s ({})\n", backend->name(),
              ceil.copy_bytes_per_s / 1e9, ceil.copy_method, ceil.gemm_flops_per_s / 1e9, ceil.gemm_method);
-  fmt::print("decode steps: {}\n", step_execution(device));
+  fmt::print("decode steps: {}; sampling: {}\n", step_execution(device),
+             o.temperature == 0 ? std::string("greedy")
+                                : fmt::format("temperature {} top-k {} top-p {}", o.temperature, o.top_k, o.top_p));
   // Bytes as the device holds them: the CUDA backend keeps every matrix in
   // bf16 whatever the checkpoint's dtype.
   std::vector<TensorHeader> held = source.weights->headers();
@@ -97,7 +103,10 @@ void run_bench(const BenchOptions& o) {
       std::vector<GenerationRequest> reqs(static_cast<size_t>(B));
       for (auto& r : reqs) {
         for (int32_t i = 0; i < L; ++i) r.prompt.push_back(token(rng));
-        r.params.temperature = 0;
+        r.params.temperature = o.temperature;
+        r.params.top_k = o.top_k;
+        r.params.top_p = o.top_p;
+        r.params.seed = 1234 + reqs.size();
         r.params.max_tokens = o.output_len;
         r.params.ignore_eos = true;
       }
@@ -167,6 +176,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--output-len", o->output_len, "tokens generated per sequence")->capture_default_str();
   cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "tokens per step")->capture_default_str();
   cmd->add_option("--json", o->json_path, "write the figures as JSON");
+  cmd->add_option("--temperature", o->temperature, "sampling temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "top-p (1: off)")->capture_default_str();
   // `flint bench serve` (cmd_bench_serve.cpp) drives a server instead.
   add_bench_serve(*cmd);
   cmd->callback([o, cmd] {
