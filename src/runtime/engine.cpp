@@ -374,18 +374,21 @@ void Engine::step() {
   // where they are and only sampled ids come back (runtime/step_sampler.h).
   bool host_rows = false;
   for (const Rows& r : rows) host_rows |= r.all;
+  // A step that fails loses all its sequences; the engine goes on.
+  auto fail_step = [&](const char* what, const std::exception& e) {
+    for (const ScheduledChunk& c : plan.chunks) {
+      RequestEvent ev;
+      ev.error = fmt::format("{}: {}", what, e.what());
+      end(*seqs_.at(c.seq), std::move(ev));
+    }
+  };
   Tensor logits;
   try {
     logits = model_.forward(batch, cache_);
     if (host_rows && (logits.device() != Device::cpu || !logits.is_contiguous()))
       logits = model_.backend().to_host(logits);
   } catch (const std::exception& e) {
-    // The step is lost; its sequences fail, the engine goes on.
-    for (const ScheduledChunk& c : plan.chunks) {
-      RequestEvent ev;
-      ev.error = fmt::format("the forward pass failed: {}", e.what());
-      end(*seqs_.at(c.seq), std::move(ev));
-    }
+    fail_step("the forward pass failed", e);
     return;
   }
 
@@ -398,11 +401,7 @@ void Engine::step() {
   try {
     drawn = sample_step(model_.backend(), logits, tasks);
   } catch (const std::exception& e) {
-    for (const ScheduledChunk& c : plan.chunks) {
-      RequestEvent ev;
-      ev.error = fmt::format("sampling failed: {}", e.what());
-      end(*seqs_.at(c.seq), std::move(ev));
-    }
+    fail_step("sampling failed", e);
     return;
   }
   size_t next_task = 0;

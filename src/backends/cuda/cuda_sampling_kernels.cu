@@ -64,31 +64,25 @@ __device__ T warp_reduce(T v, Op op) {
   return v;
 }
 
+// `slots` (one per warp, in Scratch) is reused by every call: the first sync
+// waits for the previous call's readers.
+template <typename T, typename Op>
+__device__ T block_reduce(T v, Op op, T* slots) {
+  v = warp_reduce(v, op);
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) slots[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warp_reduce(slots[threadIdx.x % 32], op);
+}
+
 __device__ float block_max(float v, Scratch& s) {
-  auto op = [](float a, float b) { return fmaxf(a, b); };
-  v = warp_reduce(v, op);
-  __syncthreads();
-  if (threadIdx.x % 32 == 0) s.f[threadIdx.x / 32] = v;
-  __syncthreads();
-  return warp_reduce(s.f[threadIdx.x % 32], op);
+  return block_reduce(v, [](float a, float b) { return fmaxf(a, b); }, s.f);
 }
-
 __device__ float block_sum(float v, Scratch& s) {
-  auto op = [](float a, float b) { return a + b; };
-  v = warp_reduce(v, op);
-  __syncthreads();
-  if (threadIdx.x % 32 == 0) s.f[threadIdx.x / 32] = v;
-  __syncthreads();
-  return warp_reduce(s.f[threadIdx.x % 32], op);
+  return block_reduce(v, [](float a, float b) { return a + b; }, s.f);
 }
-
 __device__ int32_t block_min_int(int32_t v, Scratch& s) {
-  auto op = [](int32_t a, int32_t b) { return min(a, b); };
-  v = warp_reduce(v, op);
-  __syncthreads();
-  if (threadIdx.x % 32 == 0) s.i[threadIdx.x / 32] = v;
-  __syncthreads();
-  return warp_reduce(s.i[threadIdx.x % 32], op);
+  return block_reduce(v, [](int32_t a, int32_t b) { return min(a, b); }, s.i);
 }
 
 __device__ Best block_best(Best b, Scratch& s) {
