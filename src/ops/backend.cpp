@@ -22,6 +22,12 @@ Shape check_attention_params(const AttentionParams& p, const KvCache& cache, int
   return {s.num_blocks, s.kv_heads, s.block_size, s.head_dim};
 }
 
+void KvCacheShape::check() const {
+  FLINT_CHECK(num_layers > 0 && num_blocks > 0 && block_size > 0 && kv_heads > 0 && head_dim > 0,
+              "KV cache shape must be positive: {} layers, {} blocks of {}, {} kv heads, head_dim {}", num_layers,
+              num_blocks, block_size, kv_heads, head_dim);
+}
+
 uint64_t KvCacheShape::bytes() const {
   const uint64_t per_layer = dtype_bytes(dtype, static_cast<uint64_t>(num_blocks) * static_cast<uint64_t>(kv_heads) *
                                                     static_cast<uint64_t>(block_size) * static_cast<uint64_t>(head_dim));

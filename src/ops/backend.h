@@ -47,6 +47,7 @@ struct KvCacheShape {
   int32_t head_dim = 0;
   DType dtype = DType::bf16;
   uint64_t bytes() const;  // K and V of all layers
+  void check() const;      // every count positive, else flint::Error; backends check the dtype
 };
 
 // The paged K/V pool. Per layer: k[l], v[l]  // [num_blocks, kv_heads, block_size, head_dim]

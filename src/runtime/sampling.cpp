@@ -10,7 +10,6 @@
 namespace flint {
 namespace {
 
-constexpr float kGreedyBelow = kGreedyTemperature;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int32_t kMaxLogprobs = 20;
 
@@ -108,7 +107,7 @@ void SequenceSampler::apply_penalties(std::vector<float>& logits) const {
   }
 }
 
-bool SequenceSampler::greedy() const { return params_.temperature < kGreedyBelow; }
+bool SequenceSampler::greedy() const { return params_.temperature < kGreedyTemperature; }
 
 void SequenceSampler::candidates(const std::vector<float>& penalised, std::span<const float> raw_weights,
                                  std::vector<Candidate>& out) const {

@@ -76,25 +76,8 @@ TEST_P(Golden, MixedBatchEqualsSeparateRuns) {
   auto backend = make_backend(Device::cpu);
   LlamaModel model(source, *backend);
   const int32_t V = static_cast<int32_t>(source.config.vocab_size);
-  const int32_t B = 16;
-  // Sequence a: 20 tokens cached, then 1 decode token. b: whole prompt of 33.
-  // c: 17 cached, then a chunk of 9. Blocks interleaved on purpose.
-  const std::vector<TokenId>& ids = ref.ids;
-  KvCache cache = backend->create_kv_cache(model.kv_cache_shape(16, B, DType::f32));
-  const std::vector<int32_t> blocks_a = {7, 2}, blocks_b = {0, 9, 4}, blocks_c = {11, 5};
-  auto prefill = [&](const std::vector<int32_t>& blocks, int32_t n) {
-    BatchBuilder b(4);
-    b.add_sequence(std::vector<TokenId>(ids.begin(), ids.begin() + n), 0, blocks, false);
-    model.forward(b.build(), cache);
-  };
-  prefill(blocks_a, 20);
-  prefill(blocks_c, 17);
-  BatchBuilder mixed(4);
-  mixed.add_sequence({ids[20]}, 20, blocks_a);
-  mixed.add_sequence(std::vector<TokenId>(ids.begin(), ids.begin() + 33), 0, blocks_b);
-  mixed.add_sequence(std::vector<TokenId>(ids.begin() + 17, ids.begin() + 26), 17, blocks_c, false, true);
-  const Tensor got = backend->to_host(model.forward(mixed.build(), cache));
-  ASSERT_EQ(got.size(0), 1 + 1 + 9);
+  const Tensor got = testing::run_mixed_batch(model, ref.ids, DType::f32);
+  ASSERT_EQ(got.size(0), testing::kMixedBatchRows);
   // Every sequence is a prefix of the same input, so the reference rows apply.
   auto row_diff = [&](int64_t got_row, int64_t ref_row) {
     double d2 = 0, r2 = 0;
@@ -105,9 +88,8 @@ TEST_P(Golden, MixedBatchEqualsSeparateRuns) {
     }
     return std::sqrt(d2 / r2);
   };
-  EXPECT_LT(row_diff(0, 20), 1e-4);
-  EXPECT_LT(row_diff(1, 32), 1e-4);
-  for (int i = 0; i < 9; ++i) EXPECT_LT(row_diff(2 + i, 17 + i), 1e-4) << i;
+  for (int64_t r = 0; r < testing::kMixedBatchRows; ++r)
+    EXPECT_LT(row_diff(r, testing::mixed_batch_reference_row(r)), 1e-4) << "row " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, Golden, ::testing::ValuesIn(variants()),

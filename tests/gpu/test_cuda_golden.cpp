@@ -81,21 +81,8 @@ TEST_P(CudaGolden, MixedBatchEqualsSeparateRuns) {
   const Tensor alone = run_sequence_logits(
       *model, std::vector<TokenId>(ids.begin(), ids.begin() + 33), parse_eval_mode("prefill"), DType::bf16);
 
-  KvCache cache = backend->create_kv_cache(model->kv_cache_shape(16, 16, DType::bf16));
-  const std::vector<int32_t> blocks_a = {7, 2}, blocks_b = {0, 9, 4}, blocks_c = {11, 5};
-  auto prefill = [&](const std::vector<int32_t>& blocks, int32_t n) {
-    BatchBuilder b(4);
-    b.add_sequence(std::vector<TokenId>(ids.begin(), ids.begin() + n), 0, blocks, false);
-    model->forward(b.build(), cache);
-  };
-  prefill(blocks_a, 20);
-  prefill(blocks_c, 17);
-  BatchBuilder mixed(4);
-  mixed.add_sequence({ids[20]}, 20, blocks_a);
-  mixed.add_sequence(std::vector<TokenId>(ids.begin(), ids.begin() + 33), 0, blocks_b);
-  mixed.add_sequence(std::vector<TokenId>(ids.begin() + 17, ids.begin() + 26), 17, blocks_c, false, true);
-  const Tensor got = backend->to_host(model->forward(mixed.build(), cache));
-  ASSERT_EQ(got.size(0), 1 + 1 + 9);
+  const Tensor got = testing::run_mixed_batch(*model, ids, DType::bf16);
+  ASSERT_EQ(got.size(0), testing::kMixedBatchRows);
 
   struct Part {
     const char* what;

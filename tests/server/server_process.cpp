@@ -14,29 +14,40 @@ namespace flint::testing {
 
 using namespace std::chrono_literals;
 
-ServerProcess::ServerProcess(const std::vector<std::string>& args) {
+namespace {
+
+struct Child {
+  pid_t pid = -1;
+  int out_fd = -1;  // the child's stdout and stderr
+};
+
+// Runs the flint binary with `args`. The child dies with the test process
+// (even one that crashes without running destructors) and, sharing two cores
+// with it, waits passively in OpenMP.
+Child spawn_flint(const std::vector<std::string>& args) {
+  Child out;
   int fds[2];
   if (pipe(fds) != 0) {
     ADD_FAILURE() << "pipe failed";
-    return;
+    return out;
   }
-  std::vector<std::string> argv_s = {FLINT_CLI_PATH, "serve", "--model", "dummy:tiny", "--port", "0"};
+  std::vector<std::string> argv_s = {FLINT_CLI_PATH};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
-  pid_ = fork();
-  if (pid_ < 0) {
+  out.pid = fork();
+  if (out.pid < 0) {
     ADD_FAILURE() << "fork failed";
-    return;
+    close(fds[0]);
+    close(fds[1]);
+    return out;
   }
-  if (pid_ == 0) {
-    // If the test process dies without its destructors (a crash), the server
-    // goes too.
+  if (out.pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1) _exit(1);
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     close(fds[0]);
     close(fds[1]);
-    setenv("OMP_WAIT_POLICY", "passive", 0);  // two processes share two cores
+    setenv("OMP_WAIT_POLICY", "passive", 0);
     std::vector<char*> argv;
     for (std::string& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -44,7 +55,19 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args) {
     _exit(127);
   }
   close(fds[1]);
-  out_fd_ = fds[0];
+  out.out_fd = fds[0];
+  return out;
+}
+
+}  // namespace
+
+ServerProcess::ServerProcess(const std::vector<std::string>& args) {
+  std::vector<std::string> serve = {"serve", "--model", "dummy:tiny", "--port", "0"};
+  serve.insert(serve.end(), args.begin(), args.end());
+  const Child child = spawn_flint(serve);
+  pid_ = child.pid;
+  if (pid_ < 0) return;
+  out_fd_ = child.out_fd;
   reader_ = std::thread([this] {
     char buf[4096];
     while (true) {
@@ -202,28 +225,14 @@ StreamReply http_post_stream(int port, const std::string& path, const std::strin
 }
 
 CommandResult run_flint(const std::vector<std::string>& args, double timeout_seconds) {
-  int fds[2];
   CommandResult out;
-  if (pipe(fds) != 0) return out;
-  std::vector<std::string> argv_s = {FLINT_CLI_PATH};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<char*> argv;
-    for (std::string& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
+  const Child child = spawn_flint(args);
+  if (child.pid < 0) return out;
+  const pid_t pid = child.pid;
   std::thread reader([&] {
     char buf[4096];
     ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0) out.output.append(buf, static_cast<size_t>(n));
+    while ((n = read(child.out_fd, buf, sizeof buf)) > 0) out.output.append(buf, static_cast<size_t>(n));
   });
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
   int status = 0;
@@ -237,7 +246,7 @@ CommandResult run_flint(const std::vector<std::string>& args, double timeout_sec
     std::this_thread::sleep_for(10ms);
   }
   reader.join();
-  close(fds[0]);
+  close(child.out_fd);
   out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return out;
 }

@@ -491,10 +491,9 @@ TEST(Serve, ApiKeyGuardsTheApi) {
   EXPECT_EQ(http_get(server.port(), "/health").status, 200);  // probes need no key
 }
 
-TEST(Serve, SigtermLetsInFlightRequestsFinish) {
-  ServerProcess server(kSmall);
-  ASSERT_TRUE(server.ready());
-  json req = greedy_completion(ids(8, 10), 40);
+// Streams `req` and sends the server SIGTERM once the first event arrived;
+// returns the whole stream.
+StreamReply stream_then_sigterm(ServerProcess& server, json req) {
   req["stream"] = true;
   std::atomic<bool> started{false};
   StreamReply s;
@@ -507,6 +506,13 @@ TEST(Serve, SigtermLetsInFlightRequestsFinish) {
   eventually([&] { return started.load(); }, "the stream to start");
   server.signal(SIGTERM);
   client.join();
+  return s;
+}
+
+TEST(Serve, SigtermLetsInFlightRequestsFinish) {
+  ServerProcess server(kSmall);
+  ASSERT_TRUE(server.ready());
+  const StreamReply s = stream_then_sigterm(server, greedy_completion(ids(8, 10), 40));
   EXPECT_EQ(server.wait(20), 0) << server.log();
   ASSERT_FALSE(s.events.empty());
   EXPECT_EQ(s.events.back(), "[DONE]");
@@ -518,19 +524,7 @@ TEST(Serve, SigtermLetsInFlightRequestsFinish) {
 TEST(Serve, SigtermCancelsWhatOutlastsTheGracePeriod) {
   ServerProcess server(with({"--shutdown-grace", "0.2"}));
   ASSERT_TRUE(server.ready());
-  json req = greedy_completion(ids(9, 10), 5000);
-  req["stream"] = true;
-  std::atomic<bool> started{false};
-  StreamReply s;
-  std::thread client([&] {
-    s = http_post_stream(server.port(), "/v1/completions", req.dump(), [&](const std::string&) {
-      started = true;
-      return true;
-    });
-  });
-  eventually([&] { return started.load(); }, "the stream to start");
-  server.signal(SIGTERM);
-  client.join();
+  const StreamReply s = stream_then_sigterm(server, greedy_completion(ids(9, 10), 5000));
   EXPECT_EQ(server.wait(20), 0) << server.log();
   ASSERT_GE(s.events.size(), 2u);
   EXPECT_EQ(s.events.back(), "[DONE]");

@@ -89,10 +89,7 @@ class CpuBackend final : public Backend {
   }
 
   KvCache create_kv_cache(const KvCacheShape& shape) override {
-    FLINT_CHECK(shape.num_layers > 0 && shape.num_blocks > 0 && shape.block_size > 0 && shape.kv_heads > 0 &&
-                    shape.head_dim > 0,
-                "KV cache shape must be positive: {} layers, {} blocks of {}, {} kv heads, head_dim {}",
-                shape.num_layers, shape.num_blocks, shape.block_size, shape.kv_heads, shape.head_dim);
+    shape.check();
     FLINT_CHECK(is_cpu_weight_dtype(shape.dtype), "KV cache dtype {} is not supported on the CPU (f32, bf16, f16)",
                 dtype_name(shape.dtype));
     KvCache cache;

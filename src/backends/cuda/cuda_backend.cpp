@@ -167,10 +167,7 @@ class CudaBackend final : public Backend {
   }
 
   KvCache create_kv_cache(const KvCacheShape& shape) override {
-    FLINT_CHECK(shape.num_layers > 0 && shape.num_blocks > 0 && shape.block_size > 0 && shape.kv_heads > 0 &&
-                    shape.head_dim > 0,
-                "KV cache shape must be positive: {} layers, {} blocks of {}, {} kv heads, head_dim {}",
-                shape.num_layers, shape.num_blocks, shape.block_size, shape.kv_heads, shape.head_dim);
+    shape.check();
     FLINT_CHECK(shape.dtype == kAct, "the CUDA backend keeps K/V in bf16 (its activation dtype), not {}",
                 dtype_name(shape.dtype));
     // Memory the pool keeps but no tensor uses goes back before a large allocation.
