@@ -1,7 +1,8 @@
-// Chat templates: Meta's official templates (from ../shared/assets) rendered
-// as transformers' apply_chat_template renders them. The expected strings
-// here were derived by reading the templates; fixtures/chat.json (made by
-// fixtures/make_chat_fixtures.py with transformers) checks many more cases.
+// Chat templates: Meta's official templates (from ../shared/assets, and
+// CodeLlama-Instruct's from fixtures/codellama-instruct/) rendered as
+// transformers' apply_chat_template renders them. The expected strings here
+// were derived by reading the templates; fixtures/chat.json (made by
+// fixtures/make_chat_fixtures.py, see its docstring) checks many more cases.
 #include <gtest/gtest.h>
 
 #include <ctime>
@@ -74,6 +75,34 @@ TEST(ChatTemplate, Llama2ConfigOfTheAssets) {
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->render(kMultiTurn, opts(true), "<s>", "</s>"),
             official("llama-2-chat.jinja").render(kMultiTurn, opts(true), "<s>", "</s>"));
+}
+
+// CodeLlama-Instruct's official template (codellama/CodeLlama-*-Instruct-hf
+// tokenizer_config.json, kept in fixtures/codellama-instruct/) is Llama 2's with
+// `content | trim` for `content.strip()`: the same text for every conversation.
+TEST(ChatTemplate, CodeLlamaInstructOfficial) {
+  const fs::path dir = testing::source_dir() / "tests" / "tokenizer" / "fixtures" / "codellama-instruct";
+  std::optional<ChatTemplate> t = load_chat_template(dir.string());
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->render(kSystemUser, opts(true), "<s>", "</s>"),
+            "<s>[INST] <<SYS>>\nYou are helpful.\n<</SYS>>\n\n Hi there [/INST]");
+  EXPECT_EQ(t->render(kMultiTurn, opts(false), "<s>", "</s>"),
+            "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] How? [/INST]");
+  // An assistant prefill continued: no " </s>", and the code's indentation kept.
+  ChatRenderOptions prefill = opts(false);
+  prefill.continue_final_message = true;
+  EXPECT_EQ(t->render(ojson::parse(R"([{"role": "user", "content": "Code?"},
+                                       {"role": "assistant", "content": "def f(x):\n    "}])"),
+                      prefill, "<s>", "</s>"),
+            "<s>[INST] Code? [/INST] def f(x):\n    ");
+  try {
+    t->render(ojson::parse(R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])"), opts(true),
+              "<s>", "</s>");
+    FAIL() << "expected raise_exception";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.message(), "Conversation roles must alternate user/assistant/user/assistant/...");
+    EXPECT_EQ(e.context().file, (dir / "tokenizer_config.json").string());
+  }
 }
 
 std::string llama31_system(const std::string& date, const std::string& system, bool tools = false) {
@@ -385,18 +414,23 @@ TEST(ChatTemplate, ContinueFinalMessage) {
 
 TEST(ChatTemplate, MatchesTransformersFixtures) {
   FLINT_REQUIRE_ASSETS();
-  fs::path fixtures = testing::source_dir() / "tests" / "tokenizer" / "fixtures" / "chat.json";
+  const fs::path fixtures_dir = testing::source_dir() / "tests" / "tokenizer" / "fixtures";
+  const fs::path fixtures = fixtures_dir / "chat.json";
   if (!fs::exists(fixtures))
     GTEST_SKIP() << fixtures << " not found: run tests/tokenizer/fixtures/make_chat_fixtures.py with transformers";
   ojson cases = ojson::parse(read(fixtures));
   ASSERT_FALSE(cases.empty());
-  fs::path tokenizers = testing::shared_assets() / "tokenizers";
+  const fs::path tokenizers = testing::shared_assets() / "tokenizers";
+  // "fixtures:<path>": a template kept in the repo (CodeLlama-Instruct's), else one of the assets.
+  constexpr std::string_view kInRepo = "fixtures:";
   for (const ojson& c : cases) {
     SCOPED_TRACE(c["name"].get<std::string>());
-    std::string file = c["template"].get<std::string>();
+    const std::string file = c["template"].get<std::string>();
+    const fs::path path =
+        file.starts_with(kInRepo) ? fixtures_dir / file.substr(kInRepo.size()) : tokenizers / file;
     std::optional<ChatTemplate> t;
-    if (fs::path(file).filename() == "tokenizer_config.json") t = load_chat_template((tokenizers / file).parent_path().string());
-    else t = ChatTemplate::parse(read(tokenizers / file), file);
+    if (path.filename() == "tokenizer_config.json") t = load_chat_template(path.parent_path().string());
+    else t = ChatTemplate::parse(read(path), file);
     ASSERT_TRUE(t.has_value());
     ChatRenderOptions o;
     o.add_generation_prompt = c["add_generation_prompt"].get<bool>();
