@@ -224,10 +224,7 @@ std::vector<TokenId> token_prompt(const ojson& ids, const ModelInfo& model) {
 ChatPrompter::ChatPrompter(const std::string& tokenizer_dir, const Tokenizer& tokenizer)
     : format_(ChatFormat::load(tokenizer_dir, tokenizer)) {}
 
-std::string ChatPrompter::render(const ojson& messages, const ojson& tools, bool add_generation_prompt) const {
-  ChatRenderOptions options;
-  options.add_generation_prompt = add_generation_prompt;
-  options.tools = tools;
+std::string ChatPrompter::render(const ojson& messages, const ChatRenderOptions& options) const {
   try {
     return format_.render(messages, options);
   } catch (const Error& e) {
@@ -372,12 +369,22 @@ ChatRequest parse_chat_request(std::string_view body, const ModelInfo& model, co
     if (!t->is_array()) bad("tools", "'tools' must be a list");
     tools = *t;
   }
-  bool add_generation_prompt = true;
-  if (auto v = f.boolean("add_generation_prompt")) add_generation_prompt = *v;
+  // vLLM's defaults and its check (with its message): a new assistant turn
+  // unless the client continues the final message (an assistant prefill),
+  // never both. vLLM also fails a request that leaves add_generation_prompt
+  // at its default true (transformers refuses the pair), so this does too.
+  ChatRenderOptions options;
+  options.tools = tools;
+  if (auto v = f.boolean("add_generation_prompt")) options.add_generation_prompt = *v;
+  if (auto v = f.boolean("continue_final_message")) options.continue_final_message = *v;
+  if (options.continue_final_message && options.add_generation_prompt)
+    bad("continue_final_message",
+        "Cannot set both `continue_final_message` and `add_generation_prompt` to True. (add_generation_prompt "
+        "defaults to true: set it to false to continue the final message)");
 
   const ojson* messages = f.get("messages");
   if (!messages) bad("messages", "'messages' is required");
-  const std::string text = prompter.render(normalize_messages(*messages), tools, add_generation_prompt);
+  const std::string text = prompter.render(normalize_messages(*messages), options);
   // The template wrote BOS and any special tokens itself.
   r.prompt = tokenizer.encode(text, {.add_special = false, .parse_special = true});
   if (r.prompt.empty()) bad("messages", "the rendered prompt is empty");

@@ -2,10 +2,11 @@
 // of responses, chunks and errors. Internal to server/.
 //
 // Contract: parse_*_request() accept what the OpenAI API (and vLLM's
-// extensions: top_k, min_p, repetition_penalty, ignore_eos, stop_token_ids)
-// accepts, and throw ApiError naming the parameter for anything else: bad
-// JSON, a wrong type, a value out of range, an unknown model, a prompt that
-// does not fit the context. Unknown fields are ignored, as vLLM does.
+// extensions: top_k, min_p, repetition_penalty, ignore_eos, stop_token_ids;
+// for chat add_generation_prompt and continue_final_message) accepts, and
+// throw ApiError naming the parameter for anything else: bad JSON, a wrong
+// type, a value out of range, an unknown model, a prompt that does not fit
+// the context. Unknown fields are ignored, as vLLM does.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -46,8 +47,9 @@ class ChatPrompter {
   // tokenizer_dir empty, or without a template: the built-in format for the
   // tokenizer (SentencePiece: Llama 2; else Llama 3).
   ChatPrompter(const std::string& tokenizer_dir, const Tokenizer& tokenizer);
-  // Throws ApiError (param "messages") for messages the template rejects.
-  std::string render(const ojson& messages, const ojson& tools, bool add_generation_prompt) const;
+  // Throws ApiError (param "messages") for messages the template rejects,
+  // including a final message that continue_final_message cannot continue.
+  std::string render(const ojson& messages, const ChatRenderOptions& options) const;
 
  private:
   ChatFormat format_;

@@ -377,6 +377,19 @@ TEST(Serve, BadRequestsGet400NamingTheField) {
       {CHAT, R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0})",
        "max_completion_tokens"},
       {CHAT, R"({"messages": [{"role": "user", "content": "x"}], "temperature": null, "top_p": -1})", "top_p"},
+      {CHAT, R"({"messages": [{"role": "user", "content": "x"}], "add_generation_prompt": 1})", "add_generation_prompt"},
+      {CHAT, R"({"messages": [{"role": "user", "content": "x"}], "continue_final_message": "yes"})",
+       "continue_final_message"},
+      // Both true, also with add_generation_prompt left at its default (vLLM refuses that too).
+      {CHAT, R"({"messages": [{"role": "user", "content": "x"}], "continue_final_message": true,
+                 "add_generation_prompt": true})",
+       "continue_final_message"},
+      {CHAT, R"({"messages": [{"role": "user", "content": "x"}], "continue_final_message": true})",
+       "continue_final_message"},
+      // Nothing to continue: the final message has no content.
+      {CHAT, R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": []}],
+                 "continue_final_message": true, "add_generation_prompt": false})",
+       "messages"},
   };
   for (const BadRequest& c : cases) {
     const HttpReply r = http_post(server.port(), c.path, c.body);
@@ -396,6 +409,62 @@ TEST(Serve, BadRequestsGet400NamingTheField) {
   EXPECT_EQ(http_get(server.port(), "/health").status, 200);
   EXPECT_EQ(http_post(server.port(), C, greedy_completion("ok", 2).dump()).status, 200);
   EXPECT_EQ(metric_value(metrics(server.port()), "flint_requests_total{endpoint=\"completions\",status=\"400\"}"), 36);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+// add_generation_prompt and continue_final_message as vLLM takes them. The
+// dummy model's byte tokenizer makes prompt_tokens the byte length of the
+// rendered prompt (the built-in Llama 3 format), so usage shows exactly what
+// the template wrote: with continue_final_message it ends right after the
+// assistant's prefill, without "<|eot_id|>".
+TEST(Serve, ChatAddGenerationPromptAndContinueFinalMessage) {
+  ServerProcess server(kSmall);
+  ASSERT_TRUE(server.ready());
+  auto header = [](const std::string& role) { return "<|start_header_id|>" + role + "<|end_header_id|>\n\n"; };
+  const std::string prefill = "<|bos|>" + header("system") + "Be brief.<|eot_id|>" + header("user") + "Hi<|eot_id|>" +
+                              header("assistant") + "Hello";
+  const json messages = {{{"role", "system"}, {"content", "Be brief."}},
+                         {{"role", "user"}, {"content", "Hi"}},
+                         {{"role", "assistant"}, {"content", "Hello"}}};
+  struct Case {
+    json add_generation_prompt;   // null: not sent
+    json continue_final_message;  // null: not sent
+    int status;
+    std::string prompt;  // the rendered prompt, for status 200
+  };
+  const std::vector<Case> cases = {
+      {nullptr, nullptr, 200, prefill + "<|eot_id|>" + header("assistant")},
+      {true, false, 200, prefill + "<|eot_id|>" + header("assistant")},
+      {false, nullptr, 200, prefill + "<|eot_id|>"},
+      {false, false, 200, prefill + "<|eot_id|>"},
+      {false, true, 200, prefill},
+      {true, true, 400, ""},
+      {nullptr, true, 400, ""},
+  };
+  for (const Case& c : cases) {
+    json req = {{"messages", messages}, {"max_tokens", 6}, {"temperature", 0}, {"ignore_eos", true}};
+    if (!c.add_generation_prompt.is_null()) req["add_generation_prompt"] = c.add_generation_prompt;
+    if (!c.continue_final_message.is_null()) req["continue_final_message"] = c.continue_final_message;
+    const HttpReply r = http_post(server.port(), "/v1/chat/completions", req.dump());
+    ASSERT_EQ(r.status, c.status) << req.dump() << " -> " << r.body;
+    if (c.status != 200) {
+      EXPECT_EQ(r.json()["error"]["param"], "continue_final_message") << req.dump();
+      continue;
+    }
+    EXPECT_EQ(r.json()["usage"]["prompt_tokens"], c.prompt.size()) << req.dump();
+  }
+  // The continuation is the model's greedy text after exactly that prompt:
+  // the completions endpoint given the same bytes as token ids agrees.
+  const json cont = {{"messages", messages},
+                     {"max_tokens", 6},
+                     {"temperature", 0},
+                     {"ignore_eos", true},
+                     {"add_generation_prompt", false},
+                     {"continue_final_message", true}};
+  const json chat = http_post(server.port(), "/v1/chat/completions", cont.dump()).json();
+  std::vector<int> prompt_ids(prefill.begin(), prefill.end());
+  const json plain = http_post(server.port(), "/v1/completions", greedy_completion(prompt_ids, 6).dump()).json();
+  EXPECT_EQ(chat["choices"][0]["message"]["content"], plain["choices"][0]["text"]);
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
