@@ -17,10 +17,10 @@
 //   pool holds ends with finish reason "length".
 // - cancel() frees the request's KV blocks before the next step runs.
 // - Greedy tokens do not depend on the other requests in the engine, nor on
-//   preemption: a row's logits depend only on its own tokens. (Bit for bit
-//   only where the backend sums a row the same way for every batch size; the
-//   CPU backend's linear layer does not across its 16-row GEMV/GEMM switch, so
-//   logprobs may differ in the last bits.)
+//   preemption: a row's logits depend only on its own tokens. On the CPU this
+//   holds bit for bit, logprobs included (backends/cpu/cpu_kernels.h); on
+//   CUDA, cuBLAS picks kernels by batch size, so logits may differ in the
+//   last bits and a near-tie may then break the other way.
 // - Stop conditions are the Generator's (runtime/generator.h): max_tokens, the
 //   context length, EOS (unless ignore_eos), stop_token_ids, stop strings.
 // - The engine knows nothing of HTTP; the server maps events to responses.

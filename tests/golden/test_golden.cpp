@@ -9,6 +9,7 @@
 // orders of magnitude below what any wrong rotation, scaling or mask gives.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -90,6 +91,29 @@ TEST_P(Golden, MixedBatchEqualsSeparateRuns) {
   };
   for (int64_t r = 0; r < testing::kMixedBatchRows; ++r)
     EXPECT_LT(row_diff(r, testing::mixed_batch_reference_row(r)), 1e-4) << "row " << r;
+}
+
+// The CPU backend sums every row in one order whatever shares its step, so
+// the mixed step's logits equal, bit for bit, those of one whole-prompt
+// prefill (where the linear layers take the GEMM path, 33 rows, against the
+// GEMV for the mixed step's 11).
+TEST_P(Golden, MixedBatchIsBitIdenticalToOnePrefill) {
+  const Reference ref = load_reference(dir());
+  const ModelSource source = open_model(dir().string());
+  auto backend = make_backend(Device::cpu);
+  LlamaModel model(source, *backend);
+  const int64_t V = source.config.vocab_size;
+  const Tensor mixed = testing::run_mixed_batch(model, ref.ids, DType::f32);
+  KvCache cache = model.backend().create_kv_cache(model.kv_cache_shape(16, 16, DType::f32));
+  BatchBuilder whole(4);
+  whole.add_sequence(std::vector<TokenId>(ref.ids.begin(), ref.ids.begin() + 33), 0, {3, 8, 1}, false, true);
+  const Tensor alone = model.backend().to_host(model.forward(whole.build(), cache));
+  ASSERT_EQ(alone.size(0), 33);
+  for (int64_t r = 0; r < testing::kMixedBatchRows; ++r) {
+    const float* got = mixed.data<float>() + r * V;
+    const float* want = alone.data<float>() + testing::mixed_batch_reference_row(r) * V;
+    EXPECT_EQ(std::memcmp(got, want, static_cast<size_t>(V) * sizeof(float)), 0) << "row " << r;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, Golden, ::testing::ValuesIn(variants()),

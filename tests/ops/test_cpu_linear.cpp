@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "backends/cpu/cpu_backend.h"
@@ -116,9 +117,9 @@ struct Shape2 {
 };
 
 TEST(CpuLinear, MatchesDoubleReferenceOnEveryPath) {
-  // k = 37: shorter than a vector block plus a tail; k = 600 spans three
-  // packed k-blocks (256) with a partial one; 150 + 40 + 40 rows (q, k, v)
-  // cross the 128-row work item and leave partial 16-column tiles.
+  // k = 37: shorter than a vector block plus a tail; k = 600 spans two
+  // k-chunks of the GEMM (512), the second partial; 150 + 40 + 40 rows (q, k,
+  // v) cross the GEMM's 32-row blocks and leave partial 4-row tiles.
   const std::vector<Shape2> shapes = {{37, {29}, false}, {600, {150, 40, 40}, true}, {8, {5, 3}, true}};
   uint64_t seed = 1000;
   for (DType dtype : {DType::f32, DType::bf16, DType::f16}) {
@@ -139,31 +140,63 @@ TEST(CpuLinear, MatchesDoubleReferenceOnEveryPath) {
   }
 }
 
-TEST(CpuLinear, GemvAndGemmAgree) {
-  // Decode uses the GEMV and prefill the GEMM, so a token's logits must not
-  // depend on how many tokens share its step beyond f32 rounding: two f32
-  // sums of the same k products differ by at most 2 gamma_{k+2} sum |x w|.
+// Bit patterns, so that -0.0 vs 0.0 or two NaNs compare as what they are.
+std::vector<uint32_t> bits_of(const std::vector<float>& v) {
+  std::vector<uint32_t> out(v.size());
+  std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
+  return out;
+}
+
+// Tokens [t0, t0 + n) of `in`, for run_linear (the reference is not sliced).
+LinearInputs token_rows(const LinearInputs& in, int64_t t0, int64_t n) {
+  LinearInputs out = in;
+  out.n = n;
+  out.x = Tensor::empty(DType::f32, {n, in.k});
+  std::memcpy(out.x.raw(), in.x.data<float>() + t0 * in.k, static_cast<size_t>(n * in.k) * sizeof(float));
+  return out;
+}
+
+TEST(CpuLinear, RowsDoNotDependOnTheBatch) {
+  // The engine promises that a request's tokens and logprobs are the same
+  // alone or among others (runtime/engine.h); that rests on every output row
+  // being summed in one order whatever the number of rows of x and whichever
+  // path runs them. k = 1031 spans three k-chunks of the GEMM with a tail
+  // that is not a multiple of 8; 77 + 200 rows give partial row tiles and
+  // several row blocks; 40 tokens leave a partial token group.
   uint64_t seed = 2000;
   for (DType dtype : {DType::bf16, DType::f16, DType::f32}) {
-    for (int64_t n : {1, 4, 7}) {
-      const LinearInputs in = make_inputs(++seed, dtype, n, 1031, {77, 200}, true);
-      const std::vector<float> gemv = run_linear(in, cpu::LinearPath::gemv);
-      const std::vector<float> gemm = run_linear(in, cpu::LinearPath::gemm);
-      const double g = 2 * gamma_f32(in.k + 2);
-      for (size_t i = 0; i < gemv.size(); ++i)
-        ASSERT_LE(std::fabs(static_cast<double>(gemv[i]) - gemm[i]), g * in.scale[i])
-            << dtype_name(dtype) << " n=" << n << " element " << i;
+    const LinearInputs all = make_inputs(++seed, dtype, 40, 1031, {77, 200}, true);
+    for (cpu::Isa isa : testing::available_isas()) {
+      testing::IsaScope scope(isa);
+      std::vector<std::vector<uint32_t>> alone;
+      for (int64_t t = 0; t < all.n; ++t)
+        alone.push_back(bits_of(run_linear(token_rows(all, t, 1), cpu::LinearPath::automatic)));
+      for (int64_t n : {1, 2, 3, 5, 32, 33, 40}) {
+        const LinearInputs in = token_rows(all, 0, n);
+        for (cpu::LinearPath path : {cpu::LinearPath::automatic, cpu::LinearPath::gemv, cpu::LinearPath::gemm}) {
+          const std::vector<uint32_t> got = bits_of(run_linear(in, path));
+          for (int64_t t = 0; t < n; ++t) {
+            const std::vector<uint32_t> row(got.begin() + t * all.total, got.begin() + (t + 1) * all.total);
+            ASSERT_EQ(row, alone[static_cast<size_t>(t)])
+                << dtype_name(dtype) << " isa=" << testing::isa_name(isa) << " n=" << n
+                << " path=" << static_cast<int>(path) << ": token " << t << " differs from the same token alone";
+          }
+        }
+      }
     }
   }
 }
 
 TEST(CpuLinear, LongPromptsRunInTokenChunks) {
-  // 1700 tokens: the GEMM takes them in chunks of 768 (two full, one partial).
+  // 1700 tokens: the GEMM takes them in chunks of 512 (three full, one
+  // partial), and every row still equals the GEMV's.
   const LinearInputs in = make_inputs(2500, DType::bf16, 1700, 24, {33, 7}, true);
   for (cpu::Isa isa : testing::available_isas()) {
     testing::IsaScope scope(isa);
     SCOPED_TRACE(testing::isa_name(isa));
-    expect_close_to_reference(in, run_linear(in, cpu::LinearPath::automatic));
+    const std::vector<float> gemm = run_linear(in, cpu::LinearPath::automatic);
+    expect_close_to_reference(in, gemm);
+    EXPECT_EQ(bits_of(gemm), bits_of(run_linear(in, cpu::LinearPath::gemv)));
   }
 }
 

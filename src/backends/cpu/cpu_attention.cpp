@@ -176,12 +176,21 @@ struct Avx2Kernels {
         _mm256_storeu_ps(s + j, p);
         sumv = _mm256_add_ps(sumv, p);
       }
-      float sum = hsum(sumv);
-      for (; j < nk; ++j) {
-        s[j] = s[j] == kNegInf ? 0.0f : std::exp(s[j] - tile.m[r]);
-        sum += s[j];
+      if (j < nk) {
+        // The last keys as one more vector padded with masked lanes, not a
+        // scalar loop: nk is set by the tile's last row, and a row's sum must
+        // come out the same whatever the other rows of its tile (the batch
+        // invariance cpu_kernels.h promises). Padding only adds zero vectors.
+        alignas(32) float tail[8];
+        for (int u = 0; u < 8; ++u) tail[u] = j + u < nk ? s[j + u] : kNegInf;
+        const __m256 sv = _mm256_load_ps(tail);
+        const __m256 keep = _mm256_cmp_ps(sv, neg_inf, _CMP_NEQ_OQ);
+        const __m256 p = _mm256_and_ps(exp8(_mm256_sub_ps(sv, mv)), keep);
+        _mm256_store_ps(tail, p);
+        std::copy(tail, tail + (nk - j), s + j);
+        sumv = _mm256_add_ps(sumv, p);
       }
-      tile.l[r] = tile.l[r] * tile.corr[r] + sum;
+      tile.l[r] = tile.l[r] * tile.corr[r] + hsum(sumv);
     }
     // acc[r] = acc[r] corr[r] + sum_j p[r][j] V[j], four rows x 16 columns at
     // a time: eight accumulators, each V vector widened once per four rows.

@@ -7,8 +7,14 @@
 //   scratch that they reuse, and parallelise with OpenMP internally.
 // - Two instruction sets: `avx2` (AVX2 + FMA + F16C, compiled per function with
 //   target attributes) and `generic` (portable C++ and OpenBLAS). The active
-//   one is the detected one unless a test overrides it; results agree within
-//   f32 rounding (the order of additions differs).
+//   one is the detected one unless a test overrides it; the two agree within
+//   f32 rounding (the avx2 kernels fuse multiply-adds).
+// - Batch invariance: within one instruction set, a row's result depends only
+//   on its own inputs, never on how many rows share the call, which path
+//   (GEMV/GEMM) runs them, or which other rows share an attention tile. Every
+//   linear output is summed in one order (cpu_linear.cpp) and attention pads
+//   its key blocks instead of changing its reduction. So the engine's outputs,
+//   logprobs included, are bit for bit the same alone or batched.
 // - Internal to backends/cpu; the Backend interface is the public API.
 #pragma once
 
@@ -36,16 +42,16 @@ struct WeightRows {
   int64_t rows = 0;
 };
 
+// The paths give bit-identical results; they differ in speed only.
 enum class LinearPath {
   automatic,  // GEMV for a few rows of x, GEMM beyond
   gemv,       // streams each weight once per call, x rows in registers
-  gemm,       // packs weight panels to f32 and runs a register-blocked kernel
+  gemm,       // cache-blocked: weight blocks stay in L2 while tokens go by
 };
 // Rows of x up to which `automatic` picks the GEMV. Measured on Zen 3
-// (bench_cpu_ops, 2048 -> 16384 bf16): the GEMV is ahead up to ~16 rows and
-// even at 24, because below that the GEMM's panel packing is not hidden
-// behind enough arithmetic.
-inline constexpr int64_t kGemvMaxRows = 16;
+// (bench_cpu_ops, 2048 -> 16384 bf16): the GEMV is ahead up to 24 rows and
+// level at 32, where the GEMM's per-chunk widening of W starts to pay.
+inline constexpr int64_t kGemvMaxRows = 32;
 
 // out[n, c0 + r] = sum_k x[n, k] * part[r, k] + bias[c0 + r], where c0 is the
 // sum of the rows of the parts before this one.

@@ -1,19 +1,24 @@
-// y = x W^T + b on the CPU, two ways:
+// y = x W^T + b on the CPU.
+//
+// Every output is summed in one order, whatever the path and however many rows
+// of x share the call (the batch invariance cpu_kernels.h promises): eight lane
+// sums over k = 8q + l, each a chain of FMAs in q order; their fixed-tree sum
+// (hsum); the k % 8 tail in order; then the bias. The paths differ only in how
+// they walk (rows of W) x (rows of x) tiles:
 // - GEMV (a few rows of x, i.e. decode): bound by reading W once from memory.
 //   Each thread streams its own contiguous run of weight rows, four at a time,
 //   widening bf16/f16 in registers; the rows of x stay in L1.
-// - GEMM (prefill): bound by FLOPs. Goto-style blocking: x is packed once per
-//   call into [k-block][6-token block][kc][6]; each thread packs a 128-row x
-//   256-k panel of W into f32 [16-row slice][kc][16] (transposing 8x8 in
-//   registers) and runs a 6x16 outer-product kernel (12 accumulators, two FMAs
-//   per broadcast). The portable path converts panels and calls OpenBLAS.
-#include <cblas.h>
+// - GEMM (prefill): bound by FLOPs. A work item is a block of 16 weight rows.
+//   It walks k in chunks, widening the block's chunk once into an L1 panel,
+//   and runs every token group's 4-row x 3-token tiles (twelve lane-sum
+//   accumulators) over it; between chunks the accumulators wait in an
+//   L2-resident buffer, so each chain of FMAs simply continues.
+// The portable path is the same order in plain C++ with a multiply and an add
+// where the vector paths fuse them (the backend is built with
+// -ffp-contract=off, so the compiler cannot fuse some sites and not others).
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
-#include <new>
 #include <vector>
 
 #include "backends/cpu/cpu_kernels.h"
@@ -22,35 +27,6 @@
 
 namespace flint::cpu {
 namespace {
-
-constexpr int64_t kMr = 6;     // tokens per micro-tile
-constexpr int64_t kNr = 16;    // output features per micro-tile
-constexpr int64_t kKc = 256;   // k per packed panel: a 16 x kc slice of W is 16 KiB, L1-resident
-constexpr int64_t kNc = 128;   // output features per thread work item: the packed panel is 128 KiB, in L2
-constexpr int64_t kMc = 96;    // tokens per pass over a panel: 96 x kc of packed x is 96 KiB, in L2
-constexpr int64_t kGemmChunk = 768;  // tokens per pass over W: packed x of <= 768 x k floats (24 MiB at k = 8192)
-constexpr int64_t kGenericPanelRows = 256;
-
-// Reusable 64-byte aligned scratch; one per thread (thread_local at the use).
-class Scratch {
- public:
-  float* get(size_t count) {
-    if (count > size_) {
-      const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
-      buf_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-      if (!buf_) throw std::bad_alloc();
-      size_ = count;
-    }
-    return buf_.get();
-  }
-
- private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> buf_;
-  size_t size_ = 0;
-};
 
 size_t elem_bytes(DType t) { return t == DType::f32 ? 4 : 2; }
 
@@ -69,283 +45,234 @@ void with_weight_dtype(DType t, F&& f) {
   }
 }
 
+// Runs body(part_index, first_output_column) for each part.
+template <typename F>
+void for_each_part(std::span<const WeightRows> parts, F&& body) {
+  int64_t col = 0;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    body(p, col);
+    col += parts[p].rows;
+  }
+}
+
+// The last steps of the one order, shared by every path: the k % 8 tail after
+// the lane sums, then the bias.
+template <DType W>
+inline float finish_dot(float lanes_sum, const char* wrow, const float* xrow, int64_t k, const float* bias) {
+  float s = lanes_sum;
+  for (int64_t j = k / 8 * 8; j < k; ++j) s += load1<W>(wrow, j) * xrow[j];
+  return s + (bias ? *bias : 0.0f);
+}
+
 // ---------------------------------------------------------------- portable path
 
+// Eight lane sums added as hsum() adds them: (l0 + l4) + (l2 + l6), then
+// (l1 + l5) + (l3 + l7), then those two.
+inline float lanes_tree_sum(const float (&a)[8]) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
 template <DType W>
-void gemv_part_generic(const float* x, int64_t n, int64_t k, const void* w, int64_t rows, const float* bias,
-                       float* out, int64_t ldo) {
+float dot_generic(const char* row, const float* xt, int64_t k) {
+  float acc[8] = {};
+  for (int64_t i = 0; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += load1<W>(row, i + j) * xt[i + j];
+  return lanes_tree_sum(acc);
+}
+
+// One implementation for every number of rows of x: blocks of 16 weight rows
+// per work item, so that a block stays in cache while the tokens go by.
+void linear_generic(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts, const float* bias,
+                    float* out, int64_t ldo) {
+  constexpr int64_t kBlock = 16;
+#pragma omp parallel
+  for_each_part(parts, [&](size_t p, int64_t col) {
+    const WeightRows& part = parts[p];
+    with_weight_dtype(part.dtype, [&]<DType W>() {
 #pragma omp for schedule(static) nowait
-  for (int64_t r = 0; r < rows; ++r) {
-    const char* row = row_ptr(w, W, r, k);
-    for (int64_t t = 0; t < n; ++t) {
-      // Eight partial sums: the same association as the vector path, and
-      // something the compiler can vectorise without reassociating.
-      float acc[8] = {};
-      const float* xt = x + t * k;
-      int64_t i = 0;
-      for (; i + 8 <= k; i += 8)
-        for (int j = 0; j < 8; ++j) acc[j] += load1<W>(row, i + j) * xt[i + j];
-      float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      for (; i < k; ++i) s += load1<W>(row, i) * xt[i];
-      out[t * ldo + r] = s + (bias ? bias[r] : 0.0f);
-    }
-  }
-}
-
-template <DType W>
-void gemm_part_generic(const float* x, int64_t n, int64_t k, const void* w, int64_t rows, float* out, int64_t ldo) {
-  const auto in = static_cast<blasint>(k);
-  if constexpr (W == DType::f32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(rows), in, 1.0f,
-                x, in, static_cast<const float*>(w), in, 0.0f, out, static_cast<blasint>(ldo));
-  } else {
-    thread_local Scratch scratch;
-    float* panel = scratch.get(static_cast<size_t>(kGenericPanelRows * k));
-    for (int64_t r0 = 0; r0 < rows; r0 += kGenericPanelRows) {
-      const int64_t pr = std::min(kGenericPanelRows, rows - r0);
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < pr; ++r) {
-        const char* row = row_ptr(w, W, r0 + r, k);
-        for (int64_t i = 0; i < k; ++i) panel[r * k + i] = load1<W>(row, i);
+      for (int64_t r0 = 0; r0 < part.rows; r0 += kBlock) {
+        const int64_t r1 = std::min(part.rows, r0 + kBlock);
+        for (int64_t t = 0; t < n; ++t) {
+          const float* xt = x + t * k;
+          for (int64_t r = r0; r < r1; ++r) {
+            const char* row = row_ptr(part.data, W, r, k);
+            const float* b = bias ? bias + col + r : nullptr;
+            out[t * ldo + col + r] = finish_dot<W>(dot_generic<W>(row, xt, k), row, xt, k, b);
+          }
+        }
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(pr), in,
-                  1.0f, x, in, panel, in, 0.0f, out + r0, static_cast<blasint>(ldo));
-    }
-  }
-}
-
-void add_bias(int64_t n, int64_t cols, const float* bias, float* out, int64_t ldo) {
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t c = 0; c < cols; ++c) out[t * ldo + c] += bias[c];
+    });
+  });
 }
 
 #if FLINT_CPU_HAVE_AVX2_KERNELS
 
-// ---------------------------------------------------------------- AVX2 GEMV
+// ---------------------------------------------------------------- AVX2 tiles
 
-// R weight rows x NT rows of x; out[t * ldo + r]. While it streams its rows it
-// prefetches the same bytes of the R rows after them (`next`, or null): with
-// K = 2048 a bf16 row is exactly one 4 KiB page, and hardware prefetchers stop
-// at page boundaries, so without this every row would start with a miss.
+// state[r * NT + t] += the lane products of weight row r and token t over
+// [k0, k1), a multiple of 8 long: each lane's chain of FMAs continues.
+// While it streams the rows it prefetches the same bytes of the R rows after
+// them (`next`, or null): with K = 2048 a bf16 row is exactly one 4 KiB page,
+// and hardware prefetchers stop at page boundaries, so without this every row
+// would start with a miss.
 template <DType W, int R, int NT>
-FLINT_AVX2 inline void gemv_tile(const char* w, const char* next, int64_t k, const float* x, const float* bias,
-                                 float* out, int64_t ldo) {
-  const size_t row_bytes = static_cast<size_t>(k) * elem_bytes(W);
+FLINT_AVX2 inline void dot_tile(const char* w, size_t row_bytes, const char* next, int64_t k0, int64_t k1,
+                                const float* x, int64_t ldx, __m256* state) {
   constexpr int64_t kStep = 64 / static_cast<int64_t>(W == DType::f32 ? 4 : 2);  // elements per cache line
   __m256 acc[R][NT];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + kStep <= k; i += kStep) {
-    if (next) {
+    for (int t = 0; t < NT; ++t) acc[r][t] = state[r * NT + t];
+  int64_t i = k0;
+  if (next) {
+    for (; i + kStep <= k1; i += kStep) {
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) _mm_prefetch(next + r * row_bytes + static_cast<size_t>(i) * elem_bytes(W), _MM_HINT_T0);
-    }
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(next + r * row_bytes + static_cast<size_t>(i) * elem_bytes(W), _MM_HINT_T0);
 #pragma GCC unroll 4
-    for (int64_t u = 0; u < kStep; u += 8) {
+      for (int64_t u = 0; u < kStep; u += 8) {
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const __m256 wv = load8<W>(w + r * row_bytes, i + u);
+        for (int r = 0; r < R; ++r) {
+          const __m256 wv = load8<W>(w + r * row_bytes, i + u);
 #pragma GCC unroll 4
-        for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * k + i + u), acc[r][t]);
+          for (int t = 0; t < NT; ++t)
+            acc[r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * ldx + i + u), acc[r][t]);
+        }
       }
     }
   }
-  for (; i + 8 <= k; i += 8) {
+  for (; i < k1; i += 8) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256 wv = load8<W>(w + r * row_bytes, i);
 #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * k + i), acc[r][t]);
+      for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * ldx + i), acc[r][t]);
     }
   }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      float s = hsum(acc[r][t]);
-      for (int64_t j = i; j < k; ++j) s += load1<W>(w + r * row_bytes, j) * x[t * k + j];
-      out[t * ldo + r] = s + (bias ? bias[r] : 0.0f);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) state[r * NT + t] = acc[r][t];
+}
+
+// Calls f.template operator()<R, NT>() for 1 <= r <= 4, 1 <= nt <= 3.
+template <typename F>
+FLINT_AVX2 inline void with_tile_shape(int64_t r, int64_t nt, F&& f) {
+  const auto by_tokens = [&]<int R>() {
+    switch (nt) {
+      case 1: f.template operator()<R, 1>(); return;
+      case 2: f.template operator()<R, 2>(); return;
+      default: f.template operator()<R, 3>(); return;
     }
+  };
+  switch (r) {
+    case 1: by_tokens.template operator()<1>(); return;
+    case 2: by_tokens.template operator()<2>(); return;
+    case 3: by_tokens.template operator()<3>(); return;
+    default: by_tokens.template operator()<4>(); return;
   }
 }
+
+// out[t * ldo + r] from the lane sums in state[r * tokens + t].
+template <DType W>
+FLINT_AVX2 void finish_tile(const __m256* state, int64_t rows, int64_t tokens, const char* w, size_t row_bytes,
+                            const float* x, int64_t k, const float* bias, float* out, int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < tokens; ++t)
+      out[t * ldo + r] =
+          finish_dot<W>(hsum(state[r * tokens + t]), w + r * row_bytes, x + t * k, k, bias ? bias + r : nullptr);
+}
+
+// ---------------------------------------------------------------- AVX2 GEMV
 
 template <DType W>
 FLINT_AVX2 void gemv_part_avx2(const float* x, int64_t n, int64_t k, const void* w, int64_t rows, const float* bias,
                                float* out, int64_t ldo) {
+  const size_t row_bytes = static_cast<size_t>(k) * elem_bytes(W);
+  const int64_t k8 = k / 8 * 8;
   const int64_t blocks = (rows + 3) / 4;
 #pragma omp for schedule(static) nowait
   for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t r0 = b * 4;
+    const int64_t r0 = b * 4, nr = std::min<int64_t>(4, rows - r0);
     const char* wr = row_ptr(w, W, r0, k);
-    const float* br = bias ? bias + r0 : nullptr;
-    if (r0 + 4 <= rows) {
-      const char* next = r0 + 8 <= rows ? row_ptr(w, W, r0 + 4, k) : nullptr;
-      int64_t t = 0;
+    const char* next = r0 + 8 <= rows ? row_ptr(w, W, r0 + 4, k) : nullptr;
+    for (int64_t t = 0; t < n; t += 2) {
+      const int64_t nt = std::min<int64_t>(2, n - t);
+      __m256 state[8];
+      for (__m256& s : state) s = _mm256_setzero_ps();
       // Only the first pass over the rows prefetches; later ones hit L1/L2.
-      for (; t + 2 <= n; t += 2)
-        gemv_tile<W, 4, 2>(wr, t == 0 ? next : nullptr, k, x + t * k, br, out + t * ldo + r0, ldo);
-      if (t < n) gemv_tile<W, 4, 1>(wr, t == 0 ? next : nullptr, k, x + t * k, br, out + t * ldo + r0, ldo);
-    } else {
-      for (int64_t r = r0; r < rows; ++r)
-        for (int64_t t = 0; t < n; ++t)
-          gemv_tile<W, 1, 1>(row_ptr(w, W, r, k), nullptr, k, x + t * k, bias ? bias + r : nullptr,
-                             out + t * ldo + r, ldo);
+      with_tile_shape(nr, nt, [&]<int R, int NT>() {
+        dot_tile<W, R, NT>(wr, row_bytes, t == 0 ? next : nullptr, 0, k8, x + t * k, k, state);
+      });
+      finish_tile<W>(state, nr, nt, wr, row_bytes, x + t * k, k, bias ? bias + r0 : nullptr, out + t * ldo + r0, ldo);
     }
   }
+}
+
+void linear_gemv_avx2(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts, const float* bias,
+                      float* out, int64_t ldo) {
+#pragma omp parallel
+  for_each_part(parts, [&](size_t p, int64_t col) {
+    with_weight_dtype(parts[p].dtype, [&]<DType W>() {
+      gemv_part_avx2<W>(x, n, k, parts[p].data, parts[p].rows, bias ? bias + col : nullptr, out + col, ldo);
+    });
+  });
 }
 
 // ---------------------------------------------------------------- AVX2 GEMM
 
-FLINT_AVX2 inline void transpose8(__m256 v[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
+constexpr int64_t kTileRows = 4;
+constexpr int64_t kTileTokens = 3;
+constexpr int64_t kBlockRows = 16;    // weight rows per work item
+constexpr int64_t kKc = 256;          // k per panel: 16 rows x 256 widened to f32 are 16 KiB, in L1
+constexpr int64_t kTokenChunk = 255;  // tokens per pass over W: 85 groups x 16 rows of lane sums, 130 KiB, in L2
 
-// x [n, k] -> xp: for each k-block kb, for each 6-token block tb, [kcl][6]
-// (tokens past n are zero). Called inside a parallel region.
+// Output columns of one block of `mrows` <= kBlockRows weight rows (w, bias
+// and out point at its first), tokens [0, n <= kTokenChunk). For each k-chunk
+// the block's rows are widened to f32 once (exact, so the FMAs are those of
+// the GEMV) into an L1-resident panel, and every token group runs its tiles
+// over it; each tile's lane sums wait in `state` for the next chunk.
+// x [n, k] -> xp: for each k-chunk, its columns of every token, [n][kc],
+// contiguous. Rows of x are a power of two apart in the Llama shapes, so
+// read in place their chunks would crowd into a few cache sets.
 FLINT_AVX2 void pack_x(const float* x, int64_t n, int64_t k, float* xp) {
-  const int64_t ntb = (n + kMr - 1) / kMr, nkb = (k + kKc - 1) / kKc;
+  const int64_t k8 = k / 8 * 8;
 #pragma omp for schedule(static)
-  for (int64_t item = 0; item < nkb * ntb; ++item) {
-    const int64_t kb = item / ntb, tb = item % ntb;
-    const int64_t k0 = kb * kKc, kcl = std::min(kKc, k - k0);
-    float* dst = xp + kb * kKc * ntb * kMr + tb * kcl * kMr;
-    for (int64_t i = 0; i < kMr; ++i) {
-      const int64_t t = tb * kMr + i;
-      if (t < n) {
-        const float* src = x + t * k + k0;
-        for (int64_t kk = 0; kk < kcl; ++kk) dst[kk * kMr + i] = src[kk];
-      } else {
-        for (int64_t kk = 0; kk < kcl; ++kk) dst[kk * kMr + i] = 0.0f;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t k0 = 0; k0 < k8; k0 += kKc) {
+      const int64_t kc = std::min(kKc, k8 - k0);
+      std::copy(x + t * k + k0, x + t * k + k0 + kc, xp + k0 * n + t * kc);
+    }
+  }
+}
+
+template <DType W>
+FLINT_AVX2 void gemm_block(const float* x, const float* xp, int64_t n, int64_t k, const char* w, int64_t mrows,
+                           const float* bias, float* out, int64_t ldo, __m256* state) {
+  const size_t row_bytes = static_cast<size_t>(k) * elem_bytes(W);
+  const int64_t k8 = k / 8 * 8, groups = (n + kTileTokens - 1) / kTileTokens;
+  constexpr int64_t kGroupState = kBlockRows * kTileTokens;  // group g's lane sums: [row][token], stride nt
+  std::fill(state, state + groups * kGroupState, _mm256_setzero_ps());
+  alignas(32) float panel[kBlockRows * kKc];
+  for (int64_t k0 = 0; k0 < k8; k0 += kKc) {
+    const int64_t kc = std::min(kKc, k8 - k0);
+    for (int64_t r = 0; r < mrows; ++r)
+      for (int64_t i = 0; i < kc; i += 8) _mm256_store_ps(panel + r * kc + i, load8<W>(w + r * row_bytes, k0 + i));
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t t0 = g * kTileTokens, nt = std::min(kTileTokens, n - t0);
+      for (int64_t r = 0; r < mrows; r += kTileRows) {
+        with_tile_shape(std::min(kTileRows, mrows - r), nt, [&]<int R, int NT>() {
+          dot_tile<DType::f32, R, NT>(reinterpret_cast<const char*>(panel + r * kc), static_cast<size_t>(kc) * 4,
+                                      nullptr, 0, kc, xp + k0 * n + t0 * kc, kc, state + g * kGroupState + r * nt);
+        });
       }
     }
   }
-}
-
-// Rows [m0, m0 + mrows) x columns [k0, k0 + kcl) of W -> wp: for each 16-row
-// slice, [kcl][16] in f32 (rows past mrows are zero).
-template <DType W>
-FLINT_AVX2 void pack_w(const void* w, int64_t k, int64_t m0, int64_t mrows, int64_t k0, int64_t kcl, float* wp) {
-  for (int64_t j = 0; j * kNr < mrows; ++j) {
-    float* panel = wp + j * kcl * kNr;
-    for (int64_t half = 0; half < 2; ++half) {
-      const int64_t rr0 = j * kNr + half * 8;
-      const int64_t valid = std::clamp<int64_t>(mrows - rr0, 0, 8);
-      const char* rows[8];
-      for (int64_t r = 0; r < 8; ++r) rows[r] = r < valid ? row_ptr(w, W, m0 + rr0 + r, k) : nullptr;
-      int64_t kk = 0;
-      if (valid == 8) {
-        for (; kk + 8 <= kcl; kk += 8) {
-          __m256 v[8];
-#pragma GCC unroll 8
-          for (int r = 0; r < 8; ++r) v[r] = load8<W>(rows[r], k0 + kk);
-          transpose8(v);
-#pragma GCC unroll 8
-          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(panel + (kk + i) * kNr + half * 8, v[i]);
-        }
-      }
-      for (; kk < kcl; ++kk)
-        for (int64_t r = 0; r < 8; ++r)
-          panel[kk * kNr + half * 8 + r] = r < valid ? load1<W>(rows[r], k0 + kk) : 0.0f;
-    }
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t t0 = g * kTileTokens, nt = std::min(kTileTokens, n - t0);
+    finish_tile<W>(state + g * kGroupState, mrows, nt, w, row_bytes, x + t0 * k, k, bias, out + t0 * ldo, ldo);
   }
-}
-
-// c[6][16] (+)= a[kc][6] (outer) b[kc][16].
-FLINT_AVX2 inline void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                   bool accumulate) {
-  __m256 acc[kMr][2];
-#pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 6
-    for (int i = 0; i < kMr; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
-      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-    }
-    a += kMr;
-    b += kNr;
-  }
-#pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
-    float* ci = c + i * ldc;
-    if (accumulate) {
-      acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
-      acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
-    }
-    _mm256_storeu_ps(ci, acc[i][0]);
-    _mm256_storeu_ps(ci + 8, acc[i][1]);
-  }
-}
-
-// Brings rows [m0, m0 + count) x columns [k0, k0 + kKc) of W towards L2 while
-// the kernels run on the current panel, so that the next pack_w reads cache,
-// not DRAM: its rows are 512-byte pieces 4+ KiB apart, which the hardware
-// prefetchers do not follow.
-template <DType W>
-FLINT_AVX2 inline void prefetch_w_rows(const void* w, int64_t k, int64_t m0, int64_t count, int64_t k0) {
-  const int64_t bytes = std::min(kKc, k - k0) * static_cast<int64_t>(elem_bytes(W));
-  for (int64_t r = 0; r < count; ++r) {
-    const char* row = row_ptr(w, W, m0 + r, k) + static_cast<size_t>(k0) * elem_bytes(W);
-    for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(row + b, _MM_HINT_T1);
-  }
-}
-
-// Output columns [m0, m0 + mrows) of one part, all n tokens. out points at
-// column m0 of token 0.
-template <DType W>
-FLINT_AVX2 void gemm_block(const float* xp, int64_t n, int64_t k, const void* w, int64_t m0, int64_t mrows,
-                           const float* bias, float* out, int64_t ldo, float* wp) {
-  const int64_t ntb = (n + kMr - 1) / kMr;
-  for (int64_t k0 = 0; k0 < k; k0 += kKc) {
-    const int64_t kcl = std::min(kKc, k - k0);
-    const bool accumulate = k0 > 0;
-    pack_w<W>(w, k, m0, mrows, k0, kcl, wp);
-    const float* xk = xp + (k0 / kKc) * kKc * ntb * kMr;
-    for (int64_t tc = 0; tc < ntb; tc += kMc / kMr) {
-      const int64_t tc_end = std::min(ntb, tc + kMc / kMr);
-      for (int64_t j = 0; j * kNr < mrows; ++j) {
-        const float* bp = wp + j * kcl * kNr;
-        const int64_t cols = std::min(kNr, mrows - j * kNr);
-        if (tc == 0 && k0 + kKc < k) prefetch_w_rows<W>(w, k, m0 + j * kNr, cols, k0 + kKc);
-        for (int64_t tb = tc; tb < tc_end; ++tb) {
-          const int64_t rows = std::min(kMr, n - tb * kMr);
-          const float* ap = xk + tb * kcl * kMr;
-          float* cp = out + tb * kMr * ldo + j * kNr;
-          if (rows == kMr && cols == kNr) {
-            kernel_6x16(kcl, ap, bp, cp, ldo, accumulate);
-          } else {
-            alignas(32) float tile[kMr * kNr];
-            kernel_6x16(kcl, ap, bp, tile, kNr, false);
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t c = 0; c < cols; ++c)
-                cp[r * ldo + c] = (accumulate ? cp[r * ldo + c] : 0.0f) + tile[r * kNr + c];
-          }
-        }
-      }
-    }
-  }
-  if (bias)
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t c = 0; c < mrows; ++c) out[t * ldo + c] += bias[c];
 }
 
 struct GemmItem {
@@ -353,84 +280,43 @@ struct GemmItem {
   int64_t m0, mrows, col;
 };
 
-void linear_gemm_avx2_chunk(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts,
-                            const float* bias, float* out, int64_t ldo) {
-  const int64_t ntb = (n + kMr - 1) / kMr;
-  thread_local Scratch x_scratch;
-  float* xp = x_scratch.get(static_cast<size_t>(ntb * kMr * k));
-  std::vector<GemmItem> items;
-  int64_t col = 0;
-  for (size_t p = 0; p < parts.size(); ++p) {
-    for (int64_t m0 = 0; m0 < parts[p].rows; m0 += kNc)
-      items.push_back({p, m0, std::min(kNc, parts[p].rows - m0), col + m0});
-    col += parts[p].rows;
-  }
-  const auto count = static_cast<int64_t>(items.size());
-#pragma omp parallel
-  {
-    pack_x(x, n, k, xp);
-    thread_local Scratch w_scratch;
-    float* wp = w_scratch.get(static_cast<size_t>(kNc * kKc));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < count; ++i) {
-      const GemmItem& it = items[static_cast<size_t>(i)];
-      const WeightRows& part = parts[it.part];
-      with_weight_dtype(part.dtype, [&]<DType W>() {
-        gemm_block<W>(xp, n, k, part.data, it.m0, it.mrows, bias ? bias + it.col : nullptr, out + it.col, ldo, wp);
-      });
-    }
-  }
-}
-
-// Long prompts run in chunks of tokens so that packed x stays bounded (it
-// lives on in the caller's thread-local scratch); each chunk re-reads W, which
-// costs little next to 2 * kGemmChunk FLOPs per weight.
 void linear_gemm_avx2(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts, const float* bias,
                       float* out, int64_t ldo) {
-  for (int64_t t0 = 0; t0 < n; t0 += kGemmChunk)
-    linear_gemm_avx2_chunk(x + t0 * k, std::min(kGemmChunk, n - t0), k, parts, bias, out + t0 * ldo, ldo);
-}
-
-void linear_gemv_avx2(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts, const float* bias,
-                      float* out, int64_t ldo) {
+  std::vector<GemmItem> items;
+  for_each_part(parts, [&](size_t p, int64_t col) {
+    for (int64_t m0 = 0; m0 < parts[p].rows; m0 += kBlockRows)
+      items.push_back({p, m0, std::min(kBlockRows, parts[p].rows - m0), col + m0});
+  });
+  const auto count = static_cast<int64_t>(items.size());
+  // The caller's scratch, shared by the team (a thread_local named inside the
+  // parallel region would be each thread's own).
+  thread_local std::vector<float> xp_scratch;
+  xp_scratch.resize(static_cast<size_t>(std::min(n, kTokenChunk) * k));
+  float* const xp = xp_scratch.data();
+  for (int64_t t0 = 0; t0 < n; t0 += kTokenChunk) {
+    const int64_t tokens = std::min(kTokenChunk, n - t0);
 #pragma omp parallel
-  {
-    int64_t col = 0;
-    for (const WeightRows& part : parts) {
-      with_weight_dtype(part.dtype, [&]<DType W>() {
-        gemv_part_avx2<W>(x, n, k, part.data, part.rows, bias ? bias + col : nullptr, out + col, ldo);
-      });
-      col += part.rows;
+    {
+      pack_x(x + t0 * k, tokens, k, xp);
+      // A vector of __m256 itself would drop the type's alignment.
+      struct alignas(32) Lanes {
+        __m256 v;
+      };
+      thread_local std::vector<Lanes> state(kTokenChunk / kTileTokens * kBlockRows * kTileTokens);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < count; ++i) {
+        const GemmItem& it = items[static_cast<size_t>(i)];
+        const WeightRows& part = parts[it.part];
+        with_weight_dtype(part.dtype, [&]<DType W>() {
+          gemm_block<W>(x + t0 * k, xp, tokens, k, row_ptr(part.data, W, it.m0, k), it.mrows,
+                        bias ? bias + it.col : nullptr, out + t0 * ldo + it.col, ldo, &state[0].v);
+        });
+      }
     }
   }
 }
 
 #endif  // FLINT_CPU_HAVE_AVX2_KERNELS
-
-void linear_gemv_generic(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts, const float* bias,
-                         float* out, int64_t ldo) {
-#pragma omp parallel
-  {
-    int64_t col = 0;
-    for (const WeightRows& part : parts) {
-      with_weight_dtype(part.dtype, [&]<DType W>() {
-        gemv_part_generic<W>(x, n, k, part.data, part.rows, bias ? bias + col : nullptr, out + col, ldo);
-      });
-      col += part.rows;
-    }
-  }
-}
-
-void linear_gemm_generic(const float* x, int64_t n, int64_t k, std::span<const WeightRows> parts, const float* bias,
-                         float* out, int64_t ldo) {
-  int64_t col = 0;
-  for (const WeightRows& part : parts) {
-    with_weight_dtype(part.dtype,
-                      [&]<DType W>() { gemm_part_generic<W>(x, n, k, part.data, part.rows, out + col, ldo); });
-    if (bias) add_bias(n, part.rows, bias + col, out + col, ldo);
-    col += part.rows;
-  }
-}
 
 }  // namespace
 
@@ -458,10 +344,7 @@ void linear(const float* x, int64_t n, int64_t k, std::span<const WeightRows> pa
     return;
   }
 #endif
-  if (path == LinearPath::gemv)
-    linear_gemv_generic(x, n, k, parts, bias, out, ldo);
-  else
-    linear_gemm_generic(x, n, k, parts, bias, out, ldo);
+  linear_generic(x, n, k, parts, bias, out, ldo);
 }
 
 }  // namespace flint::cpu
