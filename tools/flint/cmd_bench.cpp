@@ -57,13 +57,15 @@ struct Figures {
 };
 
 // FLOPs of a prefill of `batch` sequences of `len` tokens: 2 per weight per
-// token (all matrices but the embedding gather) plus causal attention
-// (QK^T and PV, each 2 * len^2/2 * heads * head_dim per layer).
+// token for the layers' matrices, the lm_head once per sequence (only the
+// last row is sampled), plus causal attention (QK^T and PV, each
+// 2 * len^2/2 * heads * head_dim per layer).
 double prefill_flops(const LlamaConfig& c, int64_t matmul_params, int32_t batch, int32_t len) {
   const double tokens = static_cast<double>(batch) * len;
+  const double lm_head = static_cast<double>(c.vocab_size) * static_cast<double>(c.hidden_size);
   const double attention = 2.0 * 2.0 * 0.5 * static_cast<double>(len) * len * static_cast<double>(c.num_attention_heads) *
                            static_cast<double>(c.head_dim) * static_cast<double>(c.num_hidden_layers) * batch;
-  return 2.0 * static_cast<double>(matmul_params) * tokens + attention;
+  return 2.0 * (static_cast<double>(matmul_params) - lm_head) * tokens + 2.0 * lm_head * batch + attention;
 }
 
 void run_bench(const BenchOptions& o) {
