@@ -1,6 +1,7 @@
 // backends/cpu/cpu_backend.h — the CPU backend: the reference every other
-// backend is tested against, and fast enough to use (OpenMP, OpenBLAS, AVX2
-// kernels chosen at run time with a portable fallback).
+// backend is tested against, and fast enough to use (OpenMP, AVX2 kernels
+// chosen at run time with a portable fallback; batch-invariant: see
+// cpu_kernels.h).
 //
 // Contract: implements ops/backend.h with f32 activations; weights stay in their
 // checkpoint dtype (bf16/f16/f32, mmap'd views are never copied) and are

@@ -6,9 +6,9 @@
 //   accumulates in f32. Kernels never allocate per call beyond thread-local
 //   scratch that they reuse, and parallelise with OpenMP internally.
 // - Two instruction sets: `avx2` (AVX2 + FMA + F16C, compiled per function with
-//   target attributes) and `generic` (portable C++ and OpenBLAS). The active
-//   one is the detected one unless a test overrides it; the two agree within
-//   f32 rounding (the avx2 kernels fuse multiply-adds).
+//   target attributes) and `generic` (portable C++). The active one is the
+//   detected one unless a test overrides it; the two agree within f32
+//   rounding (the avx2 kernels fuse multiply-adds).
 // - Batch invariance: within one instruction set, a row's result depends only
 //   on its own inputs, never on how many rows share the call, which path
 //   (GEMV/GEMM) runs them, or which other rows share an attention tile. Every
