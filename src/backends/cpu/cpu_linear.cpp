@@ -228,11 +228,6 @@ constexpr int64_t kBlockRows = 16;    // weight rows per work item
 constexpr int64_t kKc = 256;          // k per panel: 16 rows x 256 widened to f32 are 16 KiB, in L1
 constexpr int64_t kTokenChunk = 255;  // tokens per pass over W: 85 groups x 16 rows of lane sums, 130 KiB, in L2
 
-// Output columns of one block of `mrows` <= kBlockRows weight rows (w, bias
-// and out point at its first), tokens [0, n <= kTokenChunk). For each k-chunk
-// the block's rows are widened to f32 once (exact, so the FMAs are those of
-// the GEMV) into an L1-resident panel, and every token group runs its tiles
-// over it; each tile's lane sums wait in `state` for the next chunk.
 // x [n, k] -> xp: for each k-chunk, its columns of every token, [n][kc],
 // contiguous. Rows of x are a power of two apart in the Llama shapes, so
 // read in place their chunks would crowd into a few cache sets.
@@ -247,6 +242,12 @@ FLINT_AVX2 void pack_x(const float* x, int64_t n, int64_t k, float* xp) {
   }
 }
 
+// Output columns of one block of `mrows` <= kBlockRows weight rows (w, bias
+// and out point at its first), tokens [0, n <= kTokenChunk); xp is x packed
+// by pack_x. For each k-chunk the block's rows are widened to f32 once
+// (exact, so the FMAs are those of the GEMV) into an L1-resident panel, and
+// every token group runs its tiles over it; each tile's lane sums wait in
+// `state` for the next chunk.
 template <DType W>
 FLINT_AVX2 void gemm_block(const float* x, const float* xp, int64_t n, int64_t k, const char* w, int64_t mrows,
                            const float* bias, float* out, int64_t ldo, __m256* state) {
