@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "cli_runner.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/weight_map.h"
+#include "support/process_runner.h"
 #include "support/test_support.h"
 
 namespace flint::testing {
@@ -64,7 +64,7 @@ int64_t line_count(const std::string& s) { return std::count(s.begin(), s.end(),
 TEST(CliInfo, ReadsASingleFileCheckpoint) {
   TempDir dir;
   write_checkpoint(dir.path(), tiny_config_json(), false);
-  const CliResult r = run_flint({"info", "--model", dir.path().string()});
+  const ProcessResult r = run_flint({"info", "--model", dir.path().string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const LlamaConfig c = parse_llama_config(tiny_config_json().dump(), "config.json");
   EXPECT_NE(r.out.find("parameters    " + std::to_string(c.num_parameters())), std::string::npos) << r.out;
@@ -76,7 +76,7 @@ TEST(CliInfo, ReadsAShardedCheckpoint) {
   TempDir dir;
   write_checkpoint(dir.path(), tiny_config_json(), true);
   ASSERT_TRUE(std::filesystem::exists(dir / "model.safetensors.index.json"));
-  const CliResult r = run_flint({"info", "--model", dir.path().string()});
+  const ProcessResult r = run_flint({"info", "--model", dir.path().string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("safetensors files"), std::string::npos) << r.out;
 }
@@ -89,7 +89,8 @@ TEST(CliInfo, PrintsEveryDummyShape) {
                                                                    {"llama-3.1-8b", "(8.030 B)"},
                                                                    {"llama-3.1-70b", "(70.554 B)"}};
   for (const auto& [shape, count] : shapes) {
-    const CliResult r = run_flint({"info", "--model", "dummy:" + shape, "--max-seq-len", "8192", "--max-batch", "4"});
+    const ProcessResult r =
+        run_flint({"info", "--model", "dummy:" + shape, "--max-seq-len", "8192", "--max-batch", "4"});
     ASSERT_EQ(r.exit_code, 0) << shape << ": " << r.err;
     EXPECT_NE(r.out.find(count), std::string::npos) << shape << ":\n" << r.out;
     EXPECT_NE(r.out.find("max seq len 8192, max batch 4"), std::string::npos);
@@ -141,7 +142,7 @@ TEST(CliInfo, BrokenCheckpointsFailWithOneLine) {
     TempDir dir;
     write_checkpoint(dir.path(), tiny_config_json(), false);
     c.breakage(dir.path());
-    const CliResult r = run_flint({"info", "--model", dir.path().string()});
+    const ProcessResult r = run_flint({"info", "--model", dir.path().string()});
     EXPECT_EQ(r.exit_code, 1) << c.name << ": " << r.out;
     EXPECT_EQ(line_count(r.err), 1) << c.name << ": " << r.err;
     EXPECT_NE(r.err.find(c.expected), std::string::npos) << c.name << ": " << r.err;
@@ -150,7 +151,7 @@ TEST(CliInfo, BrokenCheckpointsFailWithOneLine) {
 }
 
 TEST(CliInfo, UnknownModelSpecs) {
-  CliResult r = run_flint({"info", "--model", "dummy:llama-9"});
+  ProcessResult r = run_flint({"info", "--model", "dummy:llama-9"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("llama-3.1-8b"), std::string::npos) << r.err;  // lists the valid shapes
   r = run_flint({"info", "--model", "/nonexistent/dir"});

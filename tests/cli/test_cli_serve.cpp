@@ -4,20 +4,21 @@
 
 #include <string>
 
-#include "cli/cli_runner.h"
+#include "support/process_runner.h"
 
 namespace flint::testing {
 namespace {
 
 TEST(CliServe, GpuMemoryFractionIsForCudaOnly) {
-  const CliResult r = run_flint({"serve", "--model", "dummy:tiny", "--device", "cpu", "--gpu-memory-fraction", "0.5"});
+  const ProcessResult r =
+      run_flint({"serve", "--model", "dummy:tiny", "--device", "cpu", "--gpu-memory-fraction", "0.5"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("--gpu-memory-fraction"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("listening"), std::string::npos) << r.err;
 }
 
 TEST(CliServe, NegativeKvCacheSizeIsRefused) {
-  const CliResult r = run_flint({"serve", "--model", "dummy:tiny", "--kv-cache-gib", "-1"});
+  const ProcessResult r = run_flint({"serve", "--model", "dummy:tiny", "--kv-cache-gib", "-1"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("--kv-cache-gib"), std::string::npos) << r.err;
 }

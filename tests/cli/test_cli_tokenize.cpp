@@ -1,7 +1,7 @@
 // flint tokenize / detokenize on the real Llama 3 tokenizer directory.
 #include <gtest/gtest.h>
 
-#include "cli_runner.h"
+#include "support/process_runner.h"
 #include "support/test_support.h"
 
 namespace flint::testing {

@@ -1,73 +1,31 @@
 #include "server_process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 
+#include "support/process_runner.h"
+
 namespace flint::testing {
 
 using namespace std::chrono_literals;
 
-namespace {
-
-struct Child {
-  pid_t pid = -1;
-  int out_fd = -1;  // the child's stdout and stderr
-};
-
-// Runs the flint binary with `args`. The child dies with the test process
-// (even one that crashes without running destructors) and, sharing two cores
-// with it, waits passively in OpenMP.
-Child spawn_flint(const std::vector<std::string>& args) {
-  Child out;
-  int fds[2];
-  if (pipe(fds) != 0) {
-    ADD_FAILURE() << "pipe failed";
-    return out;
-  }
-  std::vector<std::string> argv_s = {FLINT_CLI_PATH};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  out.pid = fork();
-  if (out.pid < 0) {
-    ADD_FAILURE() << "fork failed";
-    close(fds[0]);
-    close(fds[1]);
-    return out;
-  }
-  if (out.pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) _exit(1);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    std::vector<char*> argv;
-    for (std::string& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  out.out_fd = fds[0];
-  return out;
-}
-
-}  // namespace
-
 ServerProcess::ServerProcess(const std::vector<std::string>& args) {
   std::vector<std::string> serve = {"serve", "--model", "dummy:tiny", "--port", "0"};
   serve.insert(serve.end(), args.begin(), args.end());
-  const Child child = spawn_flint(serve);
-  pid_ = child.pid;
-  if (pid_ < 0) return;
-  out_fd_ = child.out_fd;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe2 failed";
+    return;
+  }
+  out_fd_ = fds[0];
+  pid_ = spawn_process(flint_binary(), serve, fds[1], fds[1]);  // one log, in the order it was written
+  close(fds[1]);
   reader_ = std::thread([this] {
     char buf[4096];
     while (true) {
@@ -111,18 +69,8 @@ void ServerProcess::signal(int sig) {
 }
 
 int ServerProcess::wait(double timeout_seconds) {
-  if (exit_code_ >= 0) return exit_code_;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
-  while (true) {
-    int status = 0;
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return exit_code_;
-    }
-    if (std::chrono::steady_clock::now() > deadline) return -1;
-    std::this_thread::sleep_for(10ms);
-  }
+  if (exit_code_ < 0) exit_code_ = wait_process(pid_, timeout_seconds);
+  return exit_code_;
 }
 
 int ServerProcess::stop(double timeout_seconds) {
@@ -221,33 +169,6 @@ StreamReply http_post_stream(int port, const std::string& path, const std::strin
   out.status = res.status > 0 ? res.status : 0;
   if (!out.hung_up && out.status == 0) ADD_FAILURE() << "stream request failed: " << httplib::to_string(error);
   if (out.status != 200 && out.events.empty()) out.events.push_back(res.body);
-  return out;
-}
-
-CommandResult run_flint(const std::vector<std::string>& args, double timeout_seconds) {
-  CommandResult out;
-  const Child child = spawn_flint(args);
-  if (child.pid < 0) return out;
-  const pid_t pid = child.pid;
-  std::thread reader([&] {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(child.out_fd, buf, sizeof buf)) > 0) out.output.append(buf, static_cast<size_t>(n));
-  });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) != pid) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      ADD_FAILURE() << "flint did not finish within " << timeout_seconds << " s";
-      break;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  reader.join();
-  close(child.out_fd);
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return out;
 }
 

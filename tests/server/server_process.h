@@ -67,13 +67,6 @@ struct StreamReply {
 StreamReply http_post_stream(int port, const std::string& path, const std::string& body,
                              const std::function<bool(const std::string&)>& on_event = {});
 
-// Runs `flint args...` to completion (killed after `timeout_seconds`).
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout + stderr
-};
-CommandResult run_flint(const std::vector<std::string>& args, double timeout_seconds = 60);
-
 // Prometheus text -> value of one sample line ("name{labels}"), or -1.
 double metric_value(const std::string& metrics, const std::string& sample);
 

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "server_process.h"
+#include "support/process_runner.h"
 #include "support/test_support.h"
 
 namespace flint::testing {
@@ -14,11 +15,11 @@ TEST(BenchServe, DrivesAServerAndReportsExactLengths) {
   ASSERT_TRUE(server.ready());
   TempDir dir;
   const std::string json_path = (dir / "bench.json").string();
-  const CommandResult r =
+  const ProcessResult r =
       run_flint({"bench", "serve", "--url", "http://127.0.0.1:" + std::to_string(server.port()), "--concurrency", "4",
                  "--num-requests", "8", "--input-len", "16", "--output-len", "6", "--json", json_path});
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("request throughput"), std::string::npos) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("request throughput"), std::string::npos) << r.out;
   std::ifstream in(json_path);
   const nlohmann::json j = nlohmann::json::parse(in);
   EXPECT_EQ(j["model"], "dummy:tiny");
@@ -34,9 +35,9 @@ TEST(BenchServe, DrivesAServerAndReportsExactLengths) {
 }
 
 TEST(BenchServe, ReportsErrorsOfAnUnreachableServer) {
-  const CommandResult r = run_flint({"bench", "serve", "--url", "http://127.0.0.1:1", "--num-requests", "1"});
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("--url"), std::string::npos) << r.output;
+  const ProcessResult r = run_flint({"bench", "serve", "--url", "http://127.0.0.1:1", "--num-requests", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--url"), std::string::npos) << r.err;
 }
 
 }  // namespace
