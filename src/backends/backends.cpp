@@ -28,7 +28,8 @@ std::unique_ptr<Backend> make_backend(Device device) {
 std::string step_execution(Device device) {
 #ifdef FLINT_HAVE_CUDA
   if (device == Device::cuda)
-    return std::string("cuda graphs ") + cuda_graph_mode_name(cuda_graph_mode_from_env()) + " (FLINT_CUDA_GRAPHS)";
+    return std::string("cuda graphs ") + cuda_graph_mode_name(cuda_graph_mode_from_env()) +
+           " (FLINT_CUDA_GRAPHS), programmatic launch " + cuda_programmatic_launch_mode() + " (FLINT_CUDA_PDL)";
 #endif
   (void)device;
   return "op by op";

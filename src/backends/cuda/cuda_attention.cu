@@ -40,6 +40,7 @@
 
 #include "backends/cuda/cuda_attention.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_launch.cuh"
 #include "backends/cuda/cuda_mma.cuh"
 
 namespace flint::cuda {
@@ -122,6 +123,8 @@ struct FlashConfig {
 // decode 3 (72 KB each); the register caps below keep it so.
 template <typename T, int D, int kWarpsM, int kWarpsN>
 __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attention_kernel(const FlashArgs a) {
+  wait_for_previous_grid();
+  allow_next_grid();
   using H = Half16<T>;
   using C = FlashConfig<D, kWarpsM, kWarpsN>;
   constexpr int M = C::kRows, KW = C::kWarpKeys, S = C::kStride;
@@ -371,6 +374,8 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 // position; each of them saw at least key 0 of its range unmasked.
 template <typename T, int D>
 __global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const FlashArgs a) {
+  wait_for_previous_grid();
+  allow_next_grid();
   using H = Half16<T>;
   constexpr int kPer = D / 32;
   const int item = blockIdx.x * kReduceWarps + (threadIdx.x >> 5);
@@ -471,12 +476,11 @@ void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream) 
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   const dim3 grid(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(args.kv_heads),
                   static_cast<unsigned>(plan.num_splits));
-  kernel<<<grid, kThreads, C::kSmemBytes, stream>>>(args);
-  FLINT_CUDA_CHECK_LAUNCH();
+  launch_kernel(kernel, grid, kThreads, C::kSmemBytes, stream, args);
   if (plan.num_splits > 1) {
     const int items = args.num_tokens * args.num_heads;
-    combine_splits_kernel<T, D><<<(items + kReduceWarps - 1) / kReduceWarps, kReduceWarps * 32, 0, stream>>>(args);
-    FLINT_CUDA_CHECK_LAUNCH();
+    launch_kernel(combine_splits_kernel<T, D>, static_cast<unsigned>((items + kReduceWarps - 1) / kReduceWarps),
+                  kReduceWarps * 32, 0, stream, args);
   }
 }
 

@@ -37,6 +37,9 @@ enum class CudaGraphMode { off, eager, on };
 // FLINT_CUDA_GRAPHS=eager pads without capturing; otherwise on.
 CudaGraphMode cuda_graph_mode_from_env();
 const char* cuda_graph_mode_name(CudaGraphMode mode);
+// Programmatic dependent launch of the step's kernels (cuda_launch.cuh): "on",
+// or "off (...)" with the reason (FLINT_CUDA_PDL=0, a GPU before sm_90).
+const char* cuda_programmatic_launch_mode();
 
 struct CudaBackendOptions {
   // Rows of x up to which linear() streams the weight through the skinny

@@ -25,6 +25,7 @@
 
 #include "backends/cuda/cuda_bf16.cuh"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_launch.cuh"
 #include "backends/cuda/cuda_kernels.h"
 
 namespace flint::cuda {
@@ -66,9 +67,8 @@ struct Chunk {
 };
 
 template <int kNt, int kU>
-__device__ __forceinline__ void load_chunk(Chunk<kNt, kU>& ch, int c, int t, int k8, const uint4* wa, bool ok_a,
-                                           const uint4* wb, bool ok_b, const uint4* const (&xs)[kNt],
-                                           const bool (&ok_x)[kNt]) {
+__device__ __forceinline__ void load_weights(Chunk<kNt, kU>& ch, int c, int t, int k8, const uint4* wa, bool ok_a,
+                                             const uint4* wb, bool ok_b) {
   const uint4 zero = make_uint4(0, 0, 0, 0);
 #pragma unroll
   for (int j = 0; j < kU; ++j) {
@@ -76,6 +76,17 @@ __device__ __forceinline__ void load_chunk(Chunk<kNt, kU>& ch, int c, int t, int
     const bool in = idx < k8;
     ch.a[j] = in && ok_a ? ld_stream(wa + idx) : zero;
     ch.b[j] = in && ok_b ? ld_stream(wb + idx) : zero;
+  }
+}
+
+template <int kNt, int kU>
+__device__ __forceinline__ void load_x(Chunk<kNt, kU>& ch, int c, int t, int k8, const uint4* const (&xs)[kNt],
+                                       const bool (&ok_x)[kNt]) {
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll
+  for (int j = 0; j < kU; ++j) {
+    const int idx = c * 4 * kU + 4 * j + t;
+    const bool in = idx < k8;
 #pragma unroll
     for (int nt = 0; nt < kNt; ++nt) ch.x[nt][j] = in && ok_x[nt] ? __ldg(xs[nt] + idx) : zero;
   }
@@ -119,10 +130,16 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 
   float acc[kNt][4] = {};
   Chunk<kNt, kU> cur;
-  load_chunk(cur, warp, t, k8, wa, ok_a, wb, ok_b, xs, ok_x);
+  // No kernel writes the weights: the first chunk's loads go out while the
+  // kernel that writes x may still run (programmatic launch, cuda_launch.cuh).
+  load_weights(cur, warp, t, k8, wa, ok_a, wb, ok_b);
+  wait_for_previous_grid();
+  allow_next_grid();
+  load_x(cur, warp, t, k8, xs, ok_x);
   for (int c = warp; c < nchunks; c += kWarps) {
     Chunk<kNt, kU> next;
-    load_chunk(next, c + kWarps, t, k8, wa, ok_a, wb, ok_b, xs, ok_x);
+    load_weights(next, c + kWarps, t, k8, wa, ok_a, wb, ok_b);
+    load_x(next, c + kWarps, t, k8, xs, ok_x);
     mma_chunk(cur, acc);
     cur = next;
   }
@@ -156,17 +173,19 @@ void launch_skinny(const void* x, int n, const void* w, const float* bias, void*
   const auto* xp = static_cast<const uint16_t*>(x);
   const auto* wp = static_cast<const uint16_t*>(w);
   if (out_dtype == DType::f32)
-    skinny_gemm_kernel<kNt, kU, float>
-        <<<blocks, kWarps * 32, 0, stream>>>(xp, n, wp, bias, static_cast<float*>(out), o_rows, k);
+    launch_kernel(skinny_gemm_kernel<kNt, kU, float>, blocks, kWarps * 32, 0, stream, xp, n, wp, bias,
+                  static_cast<float*>(out), o_rows, k);
   else
-    skinny_gemm_kernel<kNt, kU, __nv_bfloat16>
-        <<<blocks, kWarps * 32, 0, stream>>>(xp, n, wp, bias, static_cast<__nv_bfloat16*>(out), o_rows, k);
+    launch_kernel(skinny_gemm_kernel<kNt, kU, __nv_bfloat16>, blocks, kWarps * 32, 0, stream, xp, n, wp, bias,
+                  static_cast<__nv_bfloat16*>(out), o_rows, k);
 }
 
 // One warp per output element; grid (ceil(o_rows / 8), rows of this launch).
 template <typename OutT>
 __global__ void linear_fallback_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias,
                                        OutT* out, int o_rows, int64_t k) {
+  wait_for_previous_grid();
+  allow_next_grid();
   const int o = static_cast<int>(blockIdx.x) * 8 + static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   if (o >= o_rows) return;
@@ -199,7 +218,6 @@ void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bi
     launch_skinny<2, 2>(x, rows, w, bias, out, out_dtype, o, k, stream);
   else
     launch_skinny<4, 1>(x, rows, w, bias, out, out_dtype, o, k, stream);
-  FLINT_CUDA_CHECK_LAUNCH();
 }
 
 void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
@@ -214,13 +232,11 @@ void launch_linear_fallback(const void* x, int64_t n, const void* w, const float
     const unsigned rows = static_cast<unsigned>(std::min<int64_t>(65535, n - r0));
     const __nv_bfloat16* xr = xp + r0 * in_features;
     if (out_dtype == DType::f32)
-      linear_fallback_kernel<<<dim3(blocks, rows), 256, 0, stream>>>(xr, wp, bias,
-                                                                     static_cast<float*>(out) + r0 * o, o,
-                                                                     in_features);
+      launch_kernel(linear_fallback_kernel<float>, dim3(blocks, rows), 256, 0, stream, xr, wp, bias,
+                    static_cast<float*>(out) + r0 * o, o, in_features);
     else
-      linear_fallback_kernel<<<dim3(blocks, rows), 256, 0, stream>>>(
-          xr, wp, bias, static_cast<__nv_bfloat16*>(out) + r0 * o, o, in_features);
-    FLINT_CUDA_CHECK_LAUNCH();
+      launch_kernel(linear_fallback_kernel<__nv_bfloat16>, dim3(blocks, rows), 256, 0, stream, xr, wp, bias,
+                    static_cast<__nv_bfloat16*>(out) + r0 * o, o, in_features);
   }
 }
 

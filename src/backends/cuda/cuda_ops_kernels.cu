@@ -10,6 +10,7 @@
 #include "backends/cuda/cuda_bf16.cuh"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_launch.cuh"
 
 namespace flint::cuda {
 namespace {
@@ -29,6 +30,8 @@ __device__ __forceinline__ float load_any(const void* p, DType t, uint64_t i) {
 }
 
 __global__ void convert_kernel(const void* src, DType src_dtype, void* dst, DType dst_dtype, uint64_t n) {
+  wait_for_previous_grid();
+  allow_next_grid();
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
   for (uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
     const float v = load_any(src, src_dtype, i);
@@ -42,6 +45,8 @@ __global__ void convert_kernel(const void* src, DType src_dtype, void* dst, DTyp
 // One CTA per output row.
 template <bool kVec>
 __global__ void gather_rows_kernel(const uint16_t* table, const int32_t* ids, int64_t h, uint16_t* out) {
+  wait_for_previous_grid();
+  allow_next_grid();
   const uint16_t* src = table + static_cast<int64_t>(ids[blockIdx.x]) * h;
   uint16_t* dst = out + static_cast<int64_t>(blockIdx.x) * h;
   if constexpr (kVec) {
@@ -72,6 +77,8 @@ __device__ float block_sum(float v, float* scratch) {
 template <int kVpt, bool kAdd>
 __global__ void __launch_bounds__(256)
     rms_norm_vec_kernel(uint16_t* residual, const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
+  wait_for_previous_grid();
+  allow_next_grid();
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const int h8 = h / 8;
@@ -118,6 +125,8 @@ __global__ void __launch_bounds__(256)
 template <bool kAdd>
 __global__ void rms_norm_scalar_kernel(uint16_t* residual, const uint16_t* x, const float* w, int h, float eps,
                                        uint16_t* out) {
+  wait_for_previous_grid();
+  allow_next_grid();
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const __nv_bfloat16* xr = reinterpret_cast<const __nv_bfloat16*>(x) + base;
@@ -149,6 +158,8 @@ __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f +
 
 template <bool kVec>
 __global__ void swiglu_kernel(const uint16_t* gate_up, int64_t n, int64_t f, uint16_t* out) {
+  wait_for_previous_grid();
+  allow_next_grid();
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
   const uint64_t first = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x;
   if constexpr (kVec) {
@@ -177,6 +188,8 @@ __global__ void swiglu_kernel(const uint16_t* gate_up, int64_t n, int64_t f, uin
 
 template <typename T>
 __global__ void add_bias_kernel(T* out, const float* bias, int64_t n, int64_t cols) {
+  wait_for_previous_grid();
+  allow_next_grid();
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
   const uint64_t total = static_cast<uint64_t>(n) * cols;
   for (uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; i < total; i += stride) {
@@ -191,8 +204,7 @@ __global__ void add_bias_kernel(T* out, const float* bias, int64_t n, int64_t co
 
 void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, uint64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  convert_kernel<<<stride_blocks(n, 256), 256, 0, stream>>>(src, src_dtype, dst, dst_dtype, n);
-  FLINT_CUDA_CHECK_LAUNCH();
+  launch_kernel(convert_kernel, stride_blocks(n, 256), 256, 0, stream, src, src_dtype, dst, dst_dtype, n);
 }
 
 void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int64_t h, void* out,
@@ -202,11 +214,8 @@ void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int
   auto* o = static_cast<uint16_t*>(out);
   const bool vec = h % 8 == 0 && aligned16(table) && aligned16(out);
   const int threads = static_cast<int>(std::min<int64_t>(256, ((vec ? h / 8 : h) + 31) / 32 * 32));
-  if (vec)
-    gather_rows_kernel<true><<<static_cast<unsigned>(rows), threads, 0, stream>>>(t, ids, h, o);
-  else
-    gather_rows_kernel<false><<<static_cast<unsigned>(rows), threads, 0, stream>>>(t, ids, h, o);
-  FLINT_CUDA_CHECK_LAUNCH();
+  launch_kernel(vec ? gather_rows_kernel<true> : gather_rows_kernel<false>, static_cast<unsigned>(rows), threads, 0,
+                stream, t, ids, h, o);
 }
 
 namespace {
@@ -218,17 +227,16 @@ void launch_rms_norm_impl(uint16_t* residual, const uint16_t* x, const float* w,
   const int h8 = h / 8;
   const bool vec = h % 8 == 0 && aligned16(x) && aligned16(out) && aligned16(w) && (!kAdd || aligned16(residual));
   if (vec && h8 <= 256) {
-    rms_norm_vec_kernel<1, kAdd><<<rows, (h8 + 31) / 32 * 32, 0, stream>>>(residual, x, w, h, eps, out);
+    launch_kernel(rms_norm_vec_kernel<1, kAdd>, rows, (h8 + 31) / 32 * 32, 0, stream, residual, x, w, h, eps, out);
   } else if (vec && h8 <= 512) {
-    rms_norm_vec_kernel<2, kAdd><<<rows, 256, 0, stream>>>(residual, x, w, h, eps, out);
+    launch_kernel(rms_norm_vec_kernel<2, kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
   } else if (vec && h8 <= 1024) {
-    rms_norm_vec_kernel<4, kAdd><<<rows, 256, 0, stream>>>(residual, x, w, h, eps, out);
+    launch_kernel(rms_norm_vec_kernel<4, kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
   } else if (vec && h8 <= 2048) {
-    rms_norm_vec_kernel<8, kAdd><<<rows, 256, 0, stream>>>(residual, x, w, h, eps, out);
+    launch_kernel(rms_norm_vec_kernel<8, kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
   } else {  // beyond 16384 (no Llama is that wide) or unaligned: two passes
-    rms_norm_scalar_kernel<kAdd><<<rows, 256, 0, stream>>>(residual, x, w, h, eps, out);
+    launch_kernel(rms_norm_scalar_kernel<kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
   }
-  FLINT_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -251,10 +259,9 @@ void launch_swiglu(const void* gate_up, int64_t n, int64_t f, void* out, cudaStr
   auto* o = static_cast<uint16_t*>(out);
   const uint64_t total = static_cast<uint64_t>(n) * static_cast<uint64_t>(f);
   if (f % 8 == 0 && aligned16(gate_up) && aligned16(out))
-    swiglu_kernel<true><<<stride_blocks(total / 8, 256), 256, 0, stream>>>(g, n, f, o);
+    launch_kernel(swiglu_kernel<true>, stride_blocks(total / 8, 256), 256, 0, stream, g, n, f, o);
   else
-    swiglu_kernel<false><<<stride_blocks(total, 256), 256, 0, stream>>>(g, n, f, o);
-  FLINT_CUDA_CHECK_LAUNCH();
+    launch_kernel(swiglu_kernel<false>, stride_blocks(total, 256), 256, 0, stream, g, n, f, o);
 }
 
 void launch_add_bias(void* out, DType out_dtype, const float* bias, int64_t n, int64_t out_features,
@@ -262,11 +269,11 @@ void launch_add_bias(void* out, DType out_dtype, const float* bias, int64_t n, i
   if (n == 0 || out_features == 0) return;
   const uint64_t total = static_cast<uint64_t>(n) * static_cast<uint64_t>(out_features);
   if (out_dtype == DType::f32)
-    add_bias_kernel<<<stride_blocks(total, 256), 256, 0, stream>>>(static_cast<float*>(out), bias, n, out_features);
+    launch_kernel(add_bias_kernel<float>, stride_blocks(total, 256), 256, 0, stream, static_cast<float*>(out), bias,
+                  n, out_features);
   else
-    add_bias_kernel<<<stride_blocks(total, 256), 256, 0, stream>>>(static_cast<__nv_bfloat16*>(out), bias, n,
-                                                                   out_features);
-  FLINT_CUDA_CHECK_LAUNCH();
+    launch_kernel(add_bias_kernel<__nv_bfloat16>, stride_blocks(total, 256), 256, 0, stream,
+                  static_cast<__nv_bfloat16*>(out), bias, n, out_features);
 }
 
 }  // namespace flint::cuda

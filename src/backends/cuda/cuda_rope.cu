@@ -13,6 +13,7 @@
 
 #include "backends/cuda/cuda_attention.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_launch.cuh"
 #include "backends/cuda/cuda_mma.cuh"
 
 namespace flint::cuda {
@@ -30,6 +31,8 @@ struct alignas(16) Vec8 {
 template <typename T>
 __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, const float* inv_freq, StepArrays step,
                                                                       AttentionShape shape, T* k_cache, T* v_cache) {
+  wait_for_previous_grid();
+  allow_next_grid();
   using H = Half16<T>;
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
   const int t = blockIdx.x;
@@ -105,16 +108,15 @@ void launch_rope_and_cache(void* qkv, DType dtype, const float* inv_freq, const 
   if (step.num_tokens <= 0) return;
   const dim3 grid(static_cast<unsigned>(step.num_tokens));
   if (dtype == DType::bf16) {
-    rope_and_cache_kernel<__nv_bfloat16>
-        <<<grid, kRopeThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(qkv), inv_freq, step, shape,
-                                            static_cast<__nv_bfloat16*>(k_cache), static_cast<__nv_bfloat16*>(v_cache));
+    launch_kernel(rope_and_cache_kernel<__nv_bfloat16>, grid, kRopeThreads, 0, stream,
+                  static_cast<__nv_bfloat16*>(qkv), inv_freq, step, shape, static_cast<__nv_bfloat16*>(k_cache),
+                  static_cast<__nv_bfloat16*>(v_cache));
   } else if (dtype == DType::f16) {
-    rope_and_cache_kernel<__half><<<grid, kRopeThreads, 0, stream>>>(
-        static_cast<__half*>(qkv), inv_freq, step, shape, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache));
+    launch_kernel(rope_and_cache_kernel<__half>, grid, kRopeThreads, 0, stream, static_cast<__half*>(qkv), inv_freq,
+                  step, shape, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache));
   } else {
     bad_argument("dtype must be bf16 or f16", static_cast<int>(dtype), __FILE__, __LINE__);
   }
-  FLINT_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace flint::cuda

@@ -1,0 +1,62 @@
+// backends/cuda/cuda_launch.cuh — kernel launches with programmatic dependent
+// launch (PDL, sm_90 and later).
+//
+// A decode step is ~150-300 short kernels back to back; between two of them
+// the GPU idles while the next grid is launched and ramps up. With PDL the
+// next kernel is launched while the previous one still runs: its CTAs take
+// free SM slots, do what needs none of the previous kernel's output (index
+// math; the GEMV streams its first weight chunk), then wait for it.
+//
+// Contract for every kernel launched with launch_kernel():
+// - it calls wait_for_previous_grid() before it reads or writes any memory
+//   that an earlier kernel of the stream may write or read (the wait returns
+//   when the whole previous grid has finished and its writes are visible; since
+//   that grid waited on its own predecessor, all earlier work is done too);
+// - it may call allow_next_grid() anywhere (it only lets the next launch
+//   begin; the next kernel still waits for this one to finish).
+// Kernels launched with <<<>>> are ordered the usual way, before and after.
+// Off (plain stream order) on GPUs before sm_90 and when FLINT_CUDA_PDL=0.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "backends/cuda/cuda_check.h"
+
+namespace flint::cuda {
+
+// Whether launch_kernel() asks for programmatic dependent launch: on when the
+// current device is sm_90 or later and FLINT_CUDA_PDL is not 0 / off.
+bool programmatic_launch_enabled();
+const char* programmatic_launch_description();  // "on", "off (FLINT_CUDA_PDL=0)", ...
+
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = programmatic_launch_enabled() ? 1 : 0;
+  FLINT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Args&&>(args)...));
+}
+
+#ifdef __CUDACC__
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_next_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+}  // namespace flint::cuda
