@@ -3,7 +3,10 @@
 # ones included), optionally regenerate the reference fixtures with
 # transformers, run the benchmarks, and print one short table last.
 #
-#   scripts/gpu-check.sh [--fixtures] [--bench] [--serve] [--skip-tests]
+#   scripts/gpu-check.sh [--fixtures] [--bench] [--profile] [--serve] [--skip-tests]
+#
+# --profile: per-kernel GPU times of one decode step (Nsight Compute), by
+# scripts/kernel-times.py, beside the step time flint bench measures.
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back). Debian
 # packages the GPU image lacks travel as .deb files in .carry/debs (made here
@@ -15,6 +18,7 @@ mkdir -p "$OUT"
 fixtures=0
 bench=0
 serve=0
+profile=0
 tests=1
 for arg in "$@"; do
   case "$arg" in
@@ -22,6 +26,7 @@ for arg in "$@"; do
     --fixtures) fixtures=1 ;;
     --bench) bench=1 ;;
     --serve) serve=1 ;;
+    --profile) profile=1 ;;
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -112,11 +117,30 @@ if ((build_ok)); then
     timeout 120 build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda --batch 1 --input-len 2048 \
       --output-len 4 --json "$OUT/bench-8b-prefill.json" >"$OUT/bench-8b-prefill.log" 2>&1
     table+=("bench 8b prefill 2048|rc $? (bench-8b-prefill.log)")
+    # Batch-1 decode without programmatic dependent launch, for comparison.
+    for m in llama-3.2-1b llama-3.1-8b; do
+      FLINT_CUDA_PDL=0 timeout 100 build/cuda/bin/flint bench --model dummy:$m --device cuda --batch 1 --input-len 128 \
+        --output-len 128 --json "$OUT/bench-$m-nopdl.json" >"$OUT/bench-$m-nopdl.log" 2>&1
+      table+=("bench $m b1 FLINT_CUDA_PDL=0|rc $? (bench-$m-nopdl.log)")
+    done
     if [[ -x build/cuda/bench/bench_cuda_ops ]]; then
       timeout 120 build/cuda/bench/bench_cuda_ops --benchmark_filter=Linear >"$OUT/bench-cuda-ops.log" 2>&1
       table+=("bench_cuda_ops Linear|rc $? (bench-cuda-ops.log)")
     fi
   fi
+fi
+
+# One decode step kernel by kernel: Nsight Compute times each kernel alone
+# (graphs off, so each is its own launch; the ceilings' copy and GEMM skipped).
+if ((build_ok && profile)); then
+  for m in llama-3.2-1b llama-3.1-8b; do
+    FLINT_CUDA_GRAPHS=0 timeout 200 ncu --clock-control none --cache-control none --csv --page raw --print-units base \
+      --metrics gpu__time_duration.sum --kernel-name regex:'^(?!copy16|nvjet|sm90|cutlass|Kernel).*' \
+      build/cuda/bin/flint bench --model dummy:$m --device cuda --batch 1 --input-len 16 --output-len 3 \
+      >"$OUT/ncu-$m.csv" 2>"$OUT/ncu-$m.log"
+    table+=("ncu $m b1 decode step|rc $? (kernel-times.txt)")
+  done
+  python3 scripts/kernel-times.py "$OUT"/ncu-*.csv >"$OUT/kernel-times.txt" 2>&1
 fi
 
 # Serving: flint serve on the 8B shape, driven by flint bench serve (issue #6).
