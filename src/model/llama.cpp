@@ -134,8 +134,7 @@ Tensor LlamaModel::step_body(const Batch& batch, KvCache& cache) {
     b.linear(attn, l.o, delta);
     b.add_rms_norm(x, delta, l.mlp_norm, eps, h);
     // out = h + mlp(norm(h))
-    b.linear(h, l.gate_up, gate_up);
-    b.swiglu(gate_up, mlp);
+    b.linear_swiglu(h, l.gate_up, gate_up, mlp);
     b.linear(mlp, l.down, delta);
     const Tensor& next_norm = i + 1 < w_.layers.size() ? w_.layers[i + 1].attn_norm : w_.final_norm;
     b.add_rms_norm(x, delta, next_norm, eps, h);

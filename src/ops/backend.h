@@ -155,6 +155,13 @@ class Backend {
                          Tensor& out) = 0;
   // out = silu(gate) * up, with gate_up: [N, 2F] (gate first), out: [N, F]
   virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
+  // The MLP's first half: linear(x, gate_up, gate_up_out) then
+  // swiglu(gate_up_out, out). gate_up: 2F rows, gate first. A backend that
+  // fuses the two may leave gate_up_out ([N, 2F]) unwritten; out: [N, F].
+  virtual void linear_swiglu(const Tensor& x, const Linear& gate_up, Tensor& gate_up_out, Tensor& out) {
+    linear(x, gate_up, gate_up_out);
+    swiglu(gate_up_out, out);
+  }
   // out[i] = x[rows[i]]                                          x: [T, H], out: [R, H]
   virtual void gather_rows(const Tensor& x, const std::vector<int32_t>& rows, Tensor& out) = 0;
 

@@ -290,6 +290,44 @@ TEST_F(CudaOps, LinearPathsMatchCpu) {
   run_linear_cases(*cpu, *gemv_wide, seed + 1, {1, 8, 9, 16, 17, 31, 32});
 }
 
+// linear_swiglu: the weight-streaming GEMV with SwiGLU fused gives the bits
+// of linear then swiglu on the GPU (same sums, same roundings) at every row
+// count the GEMV takes (f not a multiple of the 8-row tile: 172), and is the
+// pair itself beyond (33, 40 rows); both within the bf16 bound of the CPU.
+TEST_F(CudaOps, LinearSwigluIsLinearThenSwiglu) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  auto g = make_cuda_backend({.gemv_max_rows = 32});
+  const std::pair<int64_t, int64_t> shapes[] = {{172, 64}, {256, 512}, {1024, 4096}};
+  for (const auto& [f, in] : shapes) {
+    for (bool with_bias : {false, true}) {
+      const std::vector<Tensor> parts = {rng.tensor(DType::bf16, {f, in}, -0.1f, 0.1f),
+                                         rng.tensor(DType::bf16, {f, in}, -0.1f, 0.1f)};
+      const Tensor bias = with_bias ? rng.tensor(DType::f32, {2 * f}) : Tensor();
+      const Linear gl = g->prepare_linear(parts, bias, DType::bf16);
+      const Linear cl = cpu->prepare_linear(parts, bias, DType::bf16);
+      for (int64_t n : {1, 5, 8, 9, 16, 17, 32, 33, 40}) {
+        const Tensor x = rng.tensor(DType::bf16, {n, in});
+        const Tensor gx = g->from_host(x);
+        Tensor pair_gate_up = poisoned(*g, DType::bf16, {n, 2 * f});
+        Tensor pair_out = poisoned(*g, DType::bf16, {n, f});
+        g->linear(gx, gl, pair_gate_up);
+        g->swiglu(pair_gate_up, pair_out);
+        Tensor gate_up = poisoned(*g, DType::bf16, {n, 2 * f});
+        Tensor out = poisoned(*g, DType::bf16, {n, f});
+        g->linear_swiglu(gx, gl, gate_up, out);
+        const Tensor fused = g->to_host(out);
+        EXPECT_TRUE(same_bits(fused, g->to_host(pair_out)))
+            << "f " << f << " in " << in << " n " << n << " bias " << with_bias;
+        Tensor cpu_gate_up = cpu->empty(DType::f32, {n, 2 * f});
+        Tensor cpu_out = cpu->empty(DType::f32, {n, f});
+        cpu->linear_swiglu(testing::as_f32_2d(x), cl, cpu_gate_up, cpu_out);
+        EXPECT_LT(relative_error(fused, cpu_out), kBf16Tol) << "f " << f << " n " << n << " bias " << with_bias;
+      }
+    }
+  }
+}
+
 TEST_F(CudaOps, LinearWithNoRowsDoesNothing) {
   Random rng(seed);
   const Linear l = gpu->prepare_linear({rng.tensor(DType::bf16, {16, 64})}, Tensor(), DType::bf16);

@@ -67,6 +67,24 @@ void check_device(const Tensor& t, DType dtype, const Shape& shape, const char* 
               dtype_name(t.dtype()), shape_to_string(t.shape()), dtype_name(dtype), shape_to_string(shape));
 }
 
+// Checks linear()'s operands; returns the bias (null when there is none).
+const float* check_linear(const Tensor& x, const Linear& w, const Tensor& out, const char* op) {
+  FLINT_CHECK(x.dim() == 2, "{}: x must be [N, in], got {}", op, shape_to_string(x.shape()));
+  const int64_t n = x.size(0);
+  check_act(x, op, "x", {n, w.in_features});
+  FLINT_CHECK(out.defined() && out.device() == Device::cuda && out.is_contiguous() &&
+                  (out.dtype() == DType::bf16 || out.dtype() == DType::f32),
+              "{}: out must be a contiguous CUDA bf16 or f32 tensor", op);
+  FLINT_CHECK(out.shape() == (Shape{n, w.out_features}), "{}: out has shape {}, expected [{}, {}]", op,
+              shape_to_string(out.shape()), n, w.out_features);
+  FLINT_CHECK(w.parts.size() == 1, "{}: {} weight parts; the CUDA backend takes one fused matrix "
+                                   "(use its prepare_linear)", op, w.parts.size());
+  check_device(w.parts.front(), DType::bf16, {w.out_features, w.in_features}, op, "weight");
+  if (!w.bias.defined()) return nullptr;
+  check_device(w.bias, DType::f32, {w.out_features}, op, "bias");
+  return w.bias.data<float>();
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& options)
@@ -337,23 +355,24 @@ class CudaBackend final : public Backend {
   }
 
   void linear(const Tensor& x, const Linear& w, Tensor& out) override {
-    FLINT_CHECK(x.dim() == 2, "linear: x must be [N, in], got {}", shape_to_string(x.shape()));
-    const int64_t n = x.size(0);
-    check_act(x, "linear", "x", {n, w.in_features});
-    FLINT_CHECK(out.defined() && out.device() == Device::cuda && out.is_contiguous() &&
-                    (out.dtype() == DType::bf16 || out.dtype() == DType::f32),
-                "linear: out must be a contiguous CUDA bf16 or f32 tensor");
-    FLINT_CHECK(out.shape() == (Shape{n, w.out_features}), "linear: out has shape {}, expected [{}, {}]",
-                shape_to_string(out.shape()), n, w.out_features);
-    FLINT_CHECK(w.parts.size() == 1, "linear: {} weight parts; the CUDA backend takes one fused matrix "
-                                     "(use its prepare_linear)", w.parts.size());
-    check_device(w.parts.front(), DType::bf16, {w.out_features, w.in_features}, "linear", "weight");
-    const float* bias = nullptr;
-    if (w.bias.defined()) {
-      check_device(w.bias, DType::f32, {w.out_features}, "linear", "bias");
-      bias = w.bias.data<float>();
+    const float* bias = check_linear(x, w, out, "linear");
+    linear_.run(x.raw(), x.size(0), w.parts.front().raw(), bias, out.raw(), out.dtype(), w.out_features,
+                w.in_features);
+  }
+
+  // Decode-sized batches: one weight-streaming kernel writes silu(gate) * up.
+  void linear_swiglu(const Tensor& x, const Linear& gate_up, Tensor& gate_up_out, Tensor& out) override {
+    const float* bias = check_linear(x, gate_up, gate_up_out, "linear_swiglu");
+    const int64_t n = x.size(0), f = gate_up.out_features / 2;
+    FLINT_CHECK(gate_up.out_features % 2 == 0, "linear_swiglu: gate_up has {} rows, expected 2F",
+                gate_up.out_features);
+    check_act(out, "linear_swiglu", "out", {n, f});
+    const void* w = gate_up.parts.front().raw();
+    if (!linear_.streams(x.raw(), n, w, gate_up.in_features)) {
+      Backend::linear_swiglu(x, gate_up, gate_up_out, out);
+      return;
     }
-    linear_.run(x.raw(), n, w.parts.front().raw(), bias, out.raw(), out.dtype(), w.out_features, w.in_features);
+    cuda::launch_skinny_gemm_swiglu(x.raw(), n, w, bias, out.raw(), f, gate_up.in_features, stream());
   }
 
   void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,

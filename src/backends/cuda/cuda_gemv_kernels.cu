@@ -105,21 +105,30 @@ __device__ __forceinline__ void mma_chunk(const Chunk<kNt, kU>& ch, float (&acc)
   }
 }
 
+
+// kSwiglu = false:
 //   x: [n, k] bf16, n <= 8 * kNt; w: [o_rows, k] bf16; k % 8 == 0; both 16-byte aligned
 //   out: [n, o_rows]; grid.x = ceil(o_rows / 16); blockDim.x = 32 * kWarps
-template <int kNt, int kU, typename OutT>
+// kSwiglu = true: w is [2 o_rows, k], gate rows then up rows (bias likewise);
+//   a CTA takes 8 gate rows as its first 8 and the 8 matching up rows as its
+//   last 8, and writes out[:, o] = silu(bf16(gate)) * bf16(up) (bf16, [n,
+//   o_rows]): bit for bit the linear + swiglu pair (same sums, same roundings),
+//   without the [n, 2 o_rows] intermediate and its kernel. grid.x = ceil(o_rows / 8).
+template <int kNt, int kU, typename OutT, bool kSwiglu = false>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     skinny_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
                        const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
-  const int o0 = static_cast<int>(blockIdx.x) * 16;
   const int k8 = k / 8;
   const int nchunks = (k8 + 4 * kU - 1) / (4 * kU);
 
-  const bool ok_a = o0 + g < o_rows, ok_b = o0 + g + 8 < o_rows;
-  const uint4* wa = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_a ? o0 + g : 0) * k8;
-  const uint4* wb = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_b ? o0 + g + 8 : 0) * k8;
+  // Weight rows of the CTA's first and last 8 (a and b) and whether they exist.
+  const int o0 = static_cast<int>(blockIdx.x) * (kSwiglu ? 8 : 16);
+  const int row_a = o0 + g, row_b = kSwiglu ? o_rows + o0 + g : o0 + g + 8;
+  const bool ok_a = row_a < o_rows, ok_b = kSwiglu ? ok_a : row_b < o_rows;
+  const uint4* wa = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_a ? row_a : 0) * k8;
+  const uint4* wb = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_b ? row_b : 0) * k8;
   const uint4* xs[kNt];
   bool ok_x[kNt];
 #pragma unroll
@@ -151,6 +160,28 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 #pragma unroll
     for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
   __syncthreads();
+  if constexpr (kSwiglu) {
+    // Entry (q, l) with q % 4 < 2 is gate row o0 + l / 4; entry (q + 2, l) is its up row.
+    for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
+      const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
+      float gate = 0.0f, up = 0.0f;
+#pragma unroll
+      for (int v = 0; v < kWarps; ++v) {
+        gate += partial[v][q][l];
+        up += partial[v][q + 2][l];
+      }
+      const int row = o0 + l / 4;
+      const int col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
+      if (row < o_rows && col < n) {
+        if (bias) {
+          gate += bias[row];
+          up += bias[o_rows + row];
+        }
+        store_out(out + static_cast<int64_t>(col) * o_rows + row, silu_mul(round_bf16(gate), round_bf16(up)));
+      }
+    }
+    return;
+  }
   for (int i = static_cast<int>(threadIdx.x); i < kNt * 4 * 32; i += kWarps * 32) {
     const int q = i / 32, l = i % 32;
     float s = 0.0f;
@@ -168,10 +199,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 
 template <int kNt, int kU>
 void launch_skinny(const void* x, int n, const void* w, const float* bias, void* out, DType out_dtype, int o_rows,
-                   int k, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((o_rows + 15) / 16);
+                   int k, bool swiglu, cudaStream_t stream) {
   const auto* xp = static_cast<const uint16_t*>(x);
   const auto* wp = static_cast<const uint16_t*>(w);
+  if (swiglu) {
+    launch_kernel(skinny_gemm_kernel<kNt, kU, __nv_bfloat16, true>, static_cast<unsigned>((o_rows + 7) / 8),
+                  kWarps * 32, 0, stream, xp, n, wp, bias, static_cast<__nv_bfloat16*>(out), o_rows, k);
+    return;
+  }
+  const unsigned blocks = static_cast<unsigned>((o_rows + 15) / 16);
   if (out_dtype == DType::f32)
     launch_kernel(skinny_gemm_kernel<kNt, kU, float>, blocks, kWarps * 32, 0, stream, xp, n, wp, bias,
                   static_cast<float*>(out), o_rows, k);
@@ -206,18 +242,32 @@ bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_fe
   return n >= 1 && n <= kSkinnyMaxRows && in_features % 8 == 0 && in_features > 0 && aligned16(x) && aligned16(w);
 }
 
-void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                        int64_t out_features, int64_t in_features, cudaStream_t stream) {
+namespace {
+
+void launch_skinny_rows(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
+                        int64_t out_features, int64_t in_features, bool swiglu, cudaStream_t stream) {
   if (n == 0 || out_features == 0) return;
   const int rows = static_cast<int>(n), o = static_cast<int>(out_features), k = static_cast<int>(in_features);
   // Register budget (2 CTAs of 256 threads per SM): the double-buffered chunk
   // is (2 + kNt) * kU uint4: kU = 4 for one x tile, 2 for two, 1 for four.
   if (rows <= 8)
-    launch_skinny<1, 4>(x, rows, w, bias, out, out_dtype, o, k, stream);
+    launch_skinny<1, 4>(x, rows, w, bias, out, out_dtype, o, k, swiglu, stream);
   else if (rows <= 16)
-    launch_skinny<2, 2>(x, rows, w, bias, out, out_dtype, o, k, stream);
+    launch_skinny<2, 2>(x, rows, w, bias, out, out_dtype, o, k, swiglu, stream);
   else
-    launch_skinny<4, 1>(x, rows, w, bias, out, out_dtype, o, k, stream);
+    launch_skinny<4, 1>(x, rows, w, bias, out, out_dtype, o, k, swiglu, stream);
+}
+
+}  // namespace
+
+void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
+                        int64_t out_features, int64_t in_features, cudaStream_t stream) {
+  launch_skinny_rows(x, n, w, bias, out, out_dtype, out_features, in_features, false, stream);
+}
+
+void launch_skinny_gemm_swiglu(const void* x, int64_t n, const void* w_gate_up, const float* bias, void* out,
+                               int64_t ffn_features, int64_t in_features, cudaStream_t stream) {
+  launch_skinny_rows(x, n, w_gate_up, bias, out, DType::bf16, ffn_features, in_features, true, stream);
 }
 
 void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,

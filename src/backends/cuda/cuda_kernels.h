@@ -50,6 +50,11 @@ inline constexpr int64_t kSkinnyMaxRows = 32;
 bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_features);
 void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
                         int64_t out_features, int64_t in_features, cudaStream_t stream);
+// The skinny GEMV with SwiGLU fused: w_gate_up [2f, in] (gate rows first),
+// bias [2f] or null; out [n, f] bf16 = silu(gate) * up, bit for bit
+// launch_skinny_gemm (bf16 out) then launch_swiglu.
+void launch_skinny_gemm_swiglu(const void* x, int64_t n, const void* w_gate_up, const float* bias, void* out,
+                               int64_t ffn_features, int64_t in_features, cudaStream_t stream);
 // Any shape and alignment, one warp per output element: the fallback when
 // neither the skinny kernel nor cuBLASLt takes the operands.
 void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,

@@ -46,10 +46,14 @@ LinearRunner::~LinearRunner() {
   cublasLtDestroy(handle_);
 }
 
+bool LinearRunner::streams(const void* x, int64_t n, const void* w, int64_t in_features) const {
+  return n <= gemv_max_rows_ && skinny_gemm_supports(x, w, n, in_features);
+}
+
 void LinearRunner::run(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
                        int64_t out_features, int64_t in_features) {
   if (n == 0 || out_features == 0) return;
-  if (n <= gemv_max_rows_ && skinny_gemm_supports(x, w, n, in_features)) {
+  if (streams(x, n, w, in_features)) {
     launch_skinny_gemm(x, n, w, bias, out, out_dtype, out_features, in_features, stream_);
     return;
   }

@@ -33,6 +33,8 @@ class LinearRunner {
 
   void run(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
            int64_t out_features, int64_t in_features);
+  // Whether run() takes the weight-streaming GEMV for these operands.
+  bool streams(const void* x, int64_t n, const void* w, int64_t in_features) const;
 
  private:
   struct Plan {

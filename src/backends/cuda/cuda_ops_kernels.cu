@@ -154,7 +154,6 @@ __global__ void rms_norm_scalar_kernel(uint16_t* residual, const uint16_t* x, co
   }
 }
 
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
 
 template <bool kVec>
 __global__ void swiglu_kernel(const uint16_t* gate_up, int64_t n, int64_t f, uint16_t* out) {
