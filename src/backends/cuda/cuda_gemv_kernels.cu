@@ -180,19 +180,19 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
         store_out(out + static_cast<int64_t>(col) * o_rows + row, silu_mul(round_bf16(gate), round_bf16(up)));
       }
     }
-    return;
-  }
-  for (int i = static_cast<int>(threadIdx.x); i < kNt * 4 * 32; i += kWarps * 32) {
-    const int q = i / 32, l = i % 32;
-    float s = 0.0f;
+  } else {
+    for (int i = static_cast<int>(threadIdx.x); i < kNt * 4 * 32; i += kWarps * 32) {
+      const int q = i / 32, l = i % 32;
+      float s = 0.0f;
 #pragma unroll
-    for (int v = 0; v < kWarps; ++v) s += partial[v][q][l];
-    const int r = q % 4;
-    const int row = o0 + l / 4 + (r >= 2 ? 8 : 0);
-    const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
-    if (row < o_rows && col < n) {
-      if (bias) s += bias[row];
-      store_out(out + static_cast<int64_t>(col) * o_rows + row, s);
+      for (int v = 0; v < kWarps; ++v) s += partial[v][q][l];
+      const int r = q % 4;
+      const int row = o0 + l / 4 + (r >= 2 ? 8 : 0);
+      const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
+      if (row < o_rows && col < n) {
+        if (bias) s += bias[row];
+        store_out(out + static_cast<int64_t>(col) * o_rows + row, s);
+      }
     }
   }
 }
