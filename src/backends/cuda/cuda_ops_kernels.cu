@@ -77,11 +77,22 @@ __device__ float block_sum(float v, float* scratch) {
 template <int kVpt, bool kAdd>
 __global__ void __launch_bounds__(256)
     rms_norm_vec_kernel(uint16_t* residual, const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
-  wait_for_previous_grid();
-  allow_next_grid();
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const int h8 = h / 8;
+  // The norm weight is no kernel's output: it is loaded while the kernel that
+  // writes x may still run (programmatic launch).
+  float4 w_lo[kVpt], w_hi[kVpt];
+#pragma unroll
+  for (int i = 0; i < kVpt; ++i) {
+    const int c = threadIdx.x + i * blockDim.x;
+    if (c < h8) {
+      w_lo[i] = reinterpret_cast<const float4*>(w)[2 * c];
+      w_hi[i] = reinterpret_cast<const float4*>(w)[2 * c + 1];
+    }
+  }
+  wait_for_previous_grid();
+  allow_next_grid();
   const uint4* xr = reinterpret_cast<const uint4*>(x + base);
   uint4* rr = kAdd ? reinterpret_cast<uint4*>(residual + base) : nullptr;
   float v[kVpt][8];
@@ -109,8 +120,7 @@ __global__ void __launch_bounds__(256)
   for (int i = 0; i < kVpt; ++i) {
     const int c = threadIdx.x + i * blockDim.x;
     if (c < h8) {
-      const float4 w0 = reinterpret_cast<const float4*>(w)[2 * c];
-      const float4 w1 = reinterpret_cast<const float4*>(w)[2 * c + 1];
+      const float4 w0 = w_lo[i], w1 = w_hi[i];
       const float ws[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
       float y[8];
 #pragma unroll

@@ -31,13 +31,14 @@ struct alignas(16) Vec8 {
 template <typename T>
 __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, const float* inv_freq, StepArrays step,
                                                                       AttentionShape shape, T* k_cache, T* v_cache) {
-  wait_for_previous_grid();
-  allow_next_grid();
   using H = Half16<T>;
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
   const int t = blockIdx.x;
   const int d = shape.head_dim, half = d / 2;
   const int hq = shape.num_heads, hkv = shape.kv_heads, bs = shape.block_size;
+  // The step arrays and inv_freq are uploaded before the step, never written
+  // by a kernel: the angles and the cache slot are worked out while the
+  // kernel that writes qkv may still run (programmatic launch).
   const int32_t pos = step.positions[t];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     const float angle = __fmul_rn(static_cast<float>(pos), inv_freq[i]);
@@ -46,10 +47,11 @@ __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, co
     cos_s[i] = static_cast<float>(c);
     sin_s[i] = static_cast<float>(s);
   }
-  __syncthreads();
-
   const int32_t seq = step.token_seq[t];
   const int32_t block = step.block_tables[static_cast<int64_t>(seq) * step.max_blocks_per_seq + pos / bs];
+  __syncthreads();
+  wait_for_previous_grid();
+  allow_next_grid();
   // Row `pos % bs` of head h of the cache block: [num_blocks, Hkv, bs, D].
   const auto cache_row = [&](int h) {
     return (((static_cast<int64_t>(block) * hkv + h) * bs) + pos % bs) * static_cast<int64_t>(d);
