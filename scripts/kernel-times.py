@@ -11,9 +11,7 @@ microseconds, and the step's sum, to set beside flint bench's TPOT: the
 difference is what the GPU spends between kernels (launch gaps, host work).
 """
 import csv
-import re
 import sys
-from collections import OrderedDict
 
 
 def rows(path):
@@ -44,7 +42,7 @@ def main():
             print(f"{path}: fewer than two sampling kernels, no whole step")
             continue
         step = ks[ends[-2] + 1: ends[-1] + 1]
-        groups = OrderedDict()
+        groups = {}
         for n, grid, ns in step:
             key = (short(n), grid)
             c, t = groups.get(key, (0, 0.0))

@@ -181,6 +181,9 @@ class CudaBackend final : public Backend {
     FLINT_CHECK(is_float_weight(dtype), "dummy weights on CUDA must be f32, bf16 or f16, not {}", dtype_name(dtype));
     Tensor t = device_tensor(dtype, shape);
     cuda::launch_fill_dummy(t.raw(), dtype, static_cast<uint64_t>(t.numel()), key, is_norm, stream());
+    // Weights are complete when handed out, as prepare_* leave them: kernels
+    // read them before their programmatic-launch wait (cuda_launch.cuh).
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
     return t;
   }
 

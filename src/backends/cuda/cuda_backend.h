@@ -38,7 +38,7 @@ enum class CudaGraphMode { off, eager, on };
 CudaGraphMode cuda_graph_mode_from_env();
 const char* cuda_graph_mode_name(CudaGraphMode mode);
 // Programmatic dependent launch of the step's kernels (cuda_launch.cuh): "on",
-// or "off (...)" with the reason (FLINT_CUDA_PDL=0, a GPU before sm_90).
+// "off" (FLINT_CUDA_PDL=0), or "off, <reason>" (a GPU before sm_90, none).
 const char* cuda_programmatic_launch_mode();
 
 struct CudaBackendOptions {

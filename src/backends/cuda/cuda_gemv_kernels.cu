@@ -139,8 +139,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 
   float acc[kNt][4] = {};
   Chunk<kNt, kU> cur;
-  // No kernel writes the weights: the first chunk's loads go out while the
-  // kernel that writes x may still run (programmatic launch, cuda_launch.cuh).
+  // Weights are read-only during steps: the first chunk's loads go out while
+  // the kernel that writes x may still run (programmatic launch, cuda_launch.cuh).
   load_weights(cur, warp, t, k8, wa, ok_a, wb, ok_b);
   wait_for_previous_grid();
   allow_next_grid();

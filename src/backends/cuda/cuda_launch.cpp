@@ -16,15 +16,15 @@ struct LaunchMode {
 LaunchMode decide_launch_mode() {
   if (const char* v = std::getenv("FLINT_CUDA_PDL")) {
     const std::string_view s(v);
-    if (s == "0" || s == "off" || s == "false") return {false, "off (FLINT_CUDA_PDL=0)"};
+    if (s == "0" || s == "off" || s == "false") return {false, "off"};
   }
   int device = 0, major = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
     cudaGetLastError();  // no device: nothing will be launched anyway
-    return {false, "off (no device)"};
+    return {false, "off, no device"};
   }
-  if (major < 9) return {false, "off (needs sm_90)"};
+  if (major < 9) return {false, "off, needs sm_90"};
   return {true, "on"};
 }
 
@@ -36,10 +36,9 @@ const LaunchMode& launch_mode() {
 }  // namespace
 
 bool programmatic_launch_enabled() { return launch_mode().enabled; }
-const char* programmatic_launch_description() { return launch_mode().description; }
 
 }  // namespace flint::cuda
 
 namespace flint {
-const char* cuda_programmatic_launch_mode() { return cuda::programmatic_launch_description(); }
+const char* cuda_programmatic_launch_mode() { return cuda::launch_mode().description; }
 }  // namespace flint

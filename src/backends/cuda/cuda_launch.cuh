@@ -8,10 +8,13 @@
 // math; the GEMV streams its first weight chunk), then wait for it.
 //
 // Contract for every kernel launched with launch_kernel():
-// - it calls wait_for_previous_grid() before it reads or writes any memory
-//   that an earlier kernel of the stream may write or read (the wait returns
-//   when the whole previous grid has finished and its writes are visible; since
-//   that grid waited on its own predecessor, all earlier work is done too);
+// - before wait_for_previous_grid() it may read only memory that is read-only
+//   while steps run: weights (the backend's prepare_*/dummy_weight finish
+//   their writes before they return) and the step arrays (copied in before the
+//   step's first kernel). Everything else, and every write, comes after the
+//   wait, which returns when the whole previous grid has finished and its
+//   writes are visible (that grid waited on its own predecessor, so all
+//   earlier work is done too);
 // - it may call allow_next_grid() anywhere (it only lets the next launch
 //   begin; the next kernel still waits for this one to finish).
 // Kernels launched with <<<>>> are ordered the usual way, before and after.
@@ -27,7 +30,6 @@ namespace flint::cuda {
 // Whether launch_kernel() asks for programmatic dependent launch: on when the
 // current device is sm_90 or later and FLINT_CUDA_PDL is not 0 / off.
 bool programmatic_launch_enabled();
-const char* programmatic_launch_description();  // "on", "off (FLINT_CUDA_PDL=0)", ...
 
 template <typename... Params, typename... Args>
 void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream,

@@ -80,8 +80,8 @@ __global__ void __launch_bounds__(256)
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const int h8 = h / 8;
-  // The norm weight is no kernel's output: it is loaded while the kernel that
-  // writes x may still run (programmatic launch).
+  // The norm weight is read-only during steps: it is loaded while the kernel
+  // that writes x may still run (programmatic launch, cuda_launch.cuh).
   float4 w_lo[kVpt], w_hi[kVpt];
 #pragma unroll
   for (int i = 0; i < kVpt; ++i) {
@@ -163,7 +163,6 @@ __global__ void rms_norm_scalar_kernel(uint16_t* residual, const uint16_t* x, co
     o[c] = __float2bfloat16_rn(w[c] * (v * rinv));
   }
 }
-
 
 template <bool kVec>
 __global__ void swiglu_kernel(const uint16_t* gate_up, int64_t n, int64_t f, uint16_t* out) {

@@ -36,9 +36,9 @@ __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, co
   const int t = blockIdx.x;
   const int d = shape.head_dim, half = d / 2;
   const int hq = shape.num_heads, hkv = shape.kv_heads, bs = shape.block_size;
-  // The step arrays and inv_freq are uploaded before the step, never written
-  // by a kernel: the angles and the cache slot are worked out while the
-  // kernel that writes qkv may still run (programmatic launch).
+  // The step arrays and inv_freq are read-only during steps: the angles and
+  // the cache slot are worked out while the kernel that writes qkv may still
+  // run (programmatic launch, cuda_launch.cuh).
   const int32_t pos = step.positions[t];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     const float angle = __fmul_rn(static_cast<float>(pos), inv_freq[i]);
