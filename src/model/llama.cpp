@@ -114,35 +114,32 @@ Tensor LlamaModel::step_body(const Batch& batch, KvCache& cache) {
   const DType act = b.activation_dtype();
   const auto eps = static_cast<float>(c.rms_norm_eps);
 
-  Tensor x = b.empty(act, {T, H});        // the residual stream
-  Tensor h = b.empty(act, {T, H});        // normed input of the next sublayer
-  Tensor delta = b.empty(act, {T, H});    // a sublayer's output, added to x
+  Tensor x = b.empty(act, {T, H});       // the residual stream
+  Tensor normed = b.empty(act, {T, H});  // a norm's output, where the backend makes it
+  Tensor delta = b.empty(act, {T, H});   // a sublayer's output, where the backend makes it
   Tensor qkv = b.empty(act, {T, qkv_width});
   Tensor attn = b.empty(act, {T, q_width});
   Tensor gate_up = b.empty(act, {T, 2 * F});
   Tensor mlp = b.empty(act, {T, F});
 
   b.embedding(w_.embed, x);
-  b.rms_norm(x, w_.layers.front().attn_norm, eps, h);
   for (size_t i = 0; i < w_.layers.size(); ++i) {
     const LayerWeights& l = w_.layers[i];
     const auto layer = static_cast<int32_t>(i);
-    // h = x + attention(norm(x))
-    b.linear(h, l.qkv, qkv);
-    b.rope_and_cache(qkv, rope_, attn_, cache, layer);
+    // x += attention(norm(x))
+    b.rms_norm_qkv_rope(x, l.attn_norm, eps, l.qkv, rope_, attn_, cache, layer, normed, qkv);
     b.attention(qkv, attn_, cache, layer, attn);
-    b.linear(attn, l.o, delta);
-    b.add_rms_norm(x, delta, l.mlp_norm, eps, h);
-    // out = h + mlp(norm(h))
-    b.linear_swiglu(h, l.gate_up, gate_up, mlp);
-    b.linear(mlp, l.down, delta);
-    const Tensor& next_norm = i + 1 < w_.layers.size() ? w_.layers[i + 1].attn_norm : w_.final_norm;
-    b.add_rms_norm(x, delta, next_norm, eps, h);
+    b.linear_add(attn, l.o, x, delta);
+    // x += mlp(norm(x))
+    b.rms_norm_linear_swiglu(x, l.mlp_norm, eps, l.gate_up, normed, gate_up, mlp);
+    b.linear_add(mlp, l.down, x, delta);
   }
+  // Only the rows that sample go through the final norm and the lm_head.
   Tensor rows = b.empty(act, {R, H});
-  b.gather_rows(h, batch.logits_rows, rows);
+  b.gather_rows(x, batch.logits_rows, rows);
+  Tensor rows_normed = b.empty(act, {R, H});
   Tensor logits = b.empty(DType::f32, {R, c.vocab_size});
-  b.linear(rows, w_.lm_head, logits);
+  b.rms_norm_linear(rows, w_.final_norm, eps, w_.lm_head, rows_normed, logits);
   return logits;
 }
 

@@ -140,26 +140,47 @@ class Backend {
   virtual void embedding(const Tensor& table, Tensor& out) = 0;
   // out = rms_norm(x) * w                                       x, out: [N, H]
   virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
-  // residual += x; out = rms_norm(residual) * w                 [N, H]
-  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
   // out = x W^T + b                                              x: [N, in], out: [N, out]
   virtual void linear(const Tensor& x, const Linear& w, Tensor& out) = 0;
+  // The residual add after a sublayer: residual += x W^T + b, residual
+  // [N, out] (not x). scratch ([N, out]) may hold x W^T + b on the way, or be
+  // left unwritten by a backend that adds in the matmul's epilogue.
+  virtual void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) = 0;
+  // A sublayer's input projection: out = rms_norm(x) * norm_weight W^T + b.
+  // normed ([N, in]) may hold the normed x on the way, or be left unwritten
+  // by a backend that folds the norm into the matmul.
+  virtual void rms_norm_linear(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& w,
+                               Tensor& normed, Tensor& out) {
+    rms_norm(x, norm_weight, eps, normed);
+    linear(normed, w, out);
+  }
   // Rotates q and k in place (HF rotate_half convention) at the batch's
   // positions and writes k, v into the cache for `layer`.
   // qkv: [T, (Hq + 2 Hkv) * D], q first, then k, then v.
   virtual void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,
                               int32_t layer) = 0;
+  // The attention's input: rms_norm_linear(x, norm_weight, eps, qkv_weight,
+  // normed, qkv) then rope_and_cache(qkv, rope, p, cache, layer). A backend
+  // that fuses them may leave normed unwritten.
+  virtual void rms_norm_qkv_rope(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& qkv_weight,
+                                 const RopeTables& rope, const AttentionParams& p, KvCache& cache, int32_t layer,
+                                 Tensor& normed, Tensor& qkv) {
+    rms_norm_linear(x, norm_weight, eps, qkv_weight, normed, qkv);
+    rope_and_cache(qkv, rope, p, cache, layer);
+  }
   // Causal attention of each sequence's queries over its cached K/V.
   // qkv: as above (only q is read); out: [T, Hq * D]
   virtual void attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
                          Tensor& out) = 0;
   // out = silu(gate) * up, with gate_up: [N, 2F] (gate first), out: [N, F]
   virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
-  // The MLP's first half: linear(x, gate_up, gate_up_out) then
-  // swiglu(gate_up_out, out). gate_up: 2F rows, gate first. A backend that
-  // fuses the two may leave gate_up_out ([N, 2F]) unwritten; out: [N, F].
-  virtual void linear_swiglu(const Tensor& x, const Linear& gate_up, Tensor& gate_up_out, Tensor& out) {
-    linear(x, gate_up, gate_up_out);
+  // The MLP's first half: rms_norm_linear(x, norm_weight, eps, gate_up,
+  // normed, gate_up_out) then swiglu(gate_up_out, out). gate_up: 2F rows,
+  // gate first. A backend that fuses them may leave normed and gate_up_out
+  // ([N, 2F]) unwritten; out: [N, F].
+  virtual void rms_norm_linear_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& gate_up,
+                                      Tensor& normed, Tensor& gate_up_out, Tensor& out) {
+    rms_norm_linear(x, norm_weight, eps, gate_up, normed, gate_up_out);
     swiglu(gate_up_out, out);
   }
   // out[i] = x[rows[i]]                                          x: [T, H], out: [R, H]

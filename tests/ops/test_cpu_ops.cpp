@@ -1,5 +1,5 @@
-// The CPU backend's row-wise ops (embedding, rms_norm, add_rms_norm, swiglu,
-// gather_rows), its memory (prepare_weight, the KV cache) and step checks,
+// The CPU backend's row-wise ops (embedding, rms_norm, swiglu, gather_rows),
+// the fused forms the model calls (linear_add, rms_norm_linear[_swiglu]), its memory (prepare_weight, the KV cache) and step checks,
 // each against a double-precision reference. Linear is in test_cpu_linear.cpp,
 // rope and attention in test_cpu_attention.cpp.
 #include <gtest/gtest.h>
@@ -105,19 +105,53 @@ TEST(CpuOps, RmsNormMatchesReference) {
   }
 }
 
-TEST(CpuOps, AddRmsNormUpdatesResidualThenNorms) {
+TEST(CpuOps, LinearAddAddsTheProductToTheResidual) {
   auto backend = make_cpu_backend();
   Random rng(300);
-  const int64_t n = 7, h = 45;
-  Tensor residual = rng.tensor(DType::f32, {n, h});
+  const int64_t n = 7, in = 24, out = 45;
+  const Linear w = backend->prepare_linear({rng.tensor(DType::bf16, {out, in})}, rng.tensor(DType::f32, {out}),
+                                           DType::f32);
+  const Tensor x = rng.tensor(DType::f32, {n, in});
+  Tensor product = backend->empty(DType::f32, {n, out});
+  backend->linear(x, w, product);
+  Tensor residual = rng.tensor(DType::f32, {n, out});
   const Tensor before = residual.contiguous_copy();
-  const Tensor delta = rng.tensor(DType::f32, {n, h});
-  const Tensor w = rng.tensor(DType::bf16, {h}, 0.5f, 1.5f);  // a raw bf16 norm weight works too
-  Tensor out = backend->empty(DType::f32, {n, h});
-  backend->add_rms_norm(residual, delta, w, 1e-6f, out);
-  for (int64_t i = 0; i < n * h; ++i)  // one f32 addition: exact to compare
-    ASSERT_EQ(residual.data<float>()[i], before.data<float>()[i] + delta.data<float>()[i]) << i;
-  expect_rms_norm(residual, w, 1e-6f, out);
+  Tensor scratch = backend->empty(DType::f32, {n, out});
+  backend->linear_add(x, w, residual, scratch);
+  for (int64_t i = 0; i < n * out; ++i)  // one f32 addition: exact to compare
+    ASSERT_EQ(residual.data<float>()[i], before.data<float>()[i] + product.data<float>()[i]) << i;
+  // The residual may be neither operand.
+  Tensor square = rng.tensor(DType::f32, {n, in});
+  const Linear wide = backend->prepare_linear({rng.tensor(DType::bf16, {in, in})}, Tensor(), DType::f32);
+  EXPECT_THROW(backend->linear_add(square, wide, square, scratch), Error);
+  Tensor wrong = backend->empty(DType::f32, {n, out + 1});
+  EXPECT_THROW(backend->linear_add(x, w, wrong, scratch), Error);
+}
+
+// The fused forms are, on the CPU, the ops they name run one after another.
+TEST(CpuOps, RmsNormLinearIsRmsNormThenLinear) {
+  auto backend = make_cpu_backend();
+  Random rng(310);
+  const int64_t n = 5, h = 40, f = 12;
+  const Tensor x = rng.tensor(DType::f32, {n, h});
+  const Tensor norm = backend->prepare_weight(rng.tensor(DType::bf16, {h}, 0.5f, 1.5f), DType::f32);
+  const Linear gate_up = backend->prepare_linear({rng.tensor(DType::bf16, {2 * f, h})}, Tensor(), DType::f32);
+  Tensor normed = backend->empty(DType::f32, {n, h});
+  Tensor expect_gate_up = backend->empty(DType::f32, {n, 2 * f});
+  Tensor expect = backend->empty(DType::f32, {n, f});
+  backend->rms_norm(x, norm, 1e-5f, normed);
+  backend->linear(normed, gate_up, expect_gate_up);
+  backend->swiglu(expect_gate_up, expect);
+
+  Tensor normed2 = backend->empty(DType::f32, {n, h});
+  Tensor got_gate_up = backend->empty(DType::f32, {n, 2 * f});
+  backend->rms_norm_linear(x, norm, 1e-5f, gate_up, normed2, got_gate_up);
+  Tensor got = backend->empty(DType::f32, {n, f});
+  Tensor scratch = backend->empty(DType::f32, {n, 2 * f});
+  backend->rms_norm_linear_swiglu(x, norm, 1e-5f, gate_up, normed2, scratch, got);
+  for (int64_t i = 0; i < n * 2 * f; ++i)
+    ASSERT_EQ(got_gate_up.data<float>()[i], expect_gate_up.data<float>()[i]) << i;
+  for (int64_t i = 0; i < n * f; ++i) ASSERT_EQ(got.data<float>()[i], expect.data<float>()[i]) << i;
 }
 
 TEST(CpuOps, SwigluMatchesReference) {

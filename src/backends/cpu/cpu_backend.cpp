@@ -47,7 +47,7 @@ void check_weight(const Tensor& t, const char* op, const char* what) {
   FLINT_CHECK(t.is_contiguous(), "{}: {} must be contiguous", op, what);
 }
 
-// Shared by rms_norm and add_rms_norm: HF's LlamaRMSNorm in f32,
+// HF's LlamaRMSNorm in f32,
 // w * (x * rsqrt(mean(x^2) + eps)). The mean is summed in double, as close to
 // torch's pairwise sum as a serial loop gets.
 void rms_norm_rows(const float* x, const Tensor& weight, float eps, int64_t n, int64_t h, float* out) {
@@ -142,21 +142,6 @@ class CpuBackend final : public Backend {
     rms_norm_rows(x.data<float>(), weight, eps, x.size(0), x.size(1), out.data<float>());
   }
 
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    FLINT_CHECK(residual.dim() == 2, "add_rms_norm: residual must be [N, H], got {}",
-                shape_to_string(residual.shape()));
-    check_act(residual, "add_rms_norm", "residual", residual.shape());
-    check_act(x, "add_rms_norm", "x", residual.shape());
-    check_act(out, "add_rms_norm", "out", residual.shape());
-    check_norm_weight(weight, residual.size(1), "add_rms_norm");
-    float* r = residual.data<float>();
-    const float* d = x.data<float>();
-    const int64_t count = residual.numel();
-#pragma omp parallel for schedule(static) if (count > 65536)
-    for (int64_t i = 0; i < count; ++i) r[i] += d[i];
-    rms_norm_rows(r, weight, eps, residual.size(0), residual.size(1), out.data<float>());
-  }
-
   void linear(const Tensor& x, const Linear& w, Tensor& out) override {
     FLINT_CHECK(x.dim() == 2, "linear: x must be [N, in], got {}", shape_to_string(x.shape()));
     const int64_t n = x.size(0);
@@ -178,6 +163,19 @@ class CpuBackend final : public Backend {
       bias = w.bias.data<float>();
     }
     cpu::linear(x.data<float>(), n, w.in_features, parts, bias, out.data<float>(), w.out_features);
+  }
+
+  void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) override {
+    FLINT_CHECK(x.dim() == 2, "linear_add: x must be [N, in], got {}", shape_to_string(x.shape()));
+    check_act(residual, "linear_add", "residual", {x.size(0), w.out_features});
+    FLINT_CHECK(residual.raw() != x.raw() && residual.raw() != scratch.raw(),
+                "linear_add: residual must be a tensor of its own, not x or scratch");
+    linear(x, w, scratch);
+    float* r = residual.data<float>();
+    const float* d = scratch.data<float>();
+    const int64_t count = residual.numel();
+#pragma omp parallel for schedule(static) if (count > 65536)
+    for (int64_t i = 0; i < count; ++i) r[i] += d[i];
   }
 
   void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,

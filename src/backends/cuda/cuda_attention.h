@@ -57,6 +57,12 @@ struct AttentionShape {
 void launch_rope_and_cache(void* qkv, DType dtype, const float* inv_freq, const StepArrays& step,
                            const AttentionShape& shape, void* k_cache, void* v_cache, cudaStream_t stream);
 
+// The angles of launch_rope_and_cache for every token of the step, once:
+// table [num_tokens, 2, head_dim / 2] f32, cos then sin (the fused q/k/v GEMV
+// of cuda_kernels.h reads it instead of working them out per layer).
+void launch_rope_table(const float* inv_freq, int head_dim, const int32_t* positions, int32_t num_tokens,
+                       float* table, cudaStream_t stream);
+
 // Causal attention of every token's q heads over its sequence's cached
 // positions [0, position]; GQA without repeating K/V. Both shapes run one
 // tensor-core flash kernel whose CTA holds the q heads of one kv head for a few

@@ -85,6 +85,35 @@ const float* check_linear(const Tensor& x, const Linear& w, const Tensor& out, c
   return w.bias.data<float>();
 }
 
+// The skinny GEMV's arguments for x W^T + b over n rows, with the norm of x
+// folded in when norm_bf16 is not null.
+cuda::SkinnyGemm skinny_gemm_args(const void* x, int64_t n, const Linear& w, const float* bias, Tensor& out,
+                                  const void* norm_bf16, float eps, cuda::SkinnyEpilogue epilogue) {
+  cuda::SkinnyGemm g;
+  g.x = x;
+  g.n = n;
+  g.w = w.parts.front().raw();
+  g.bias = bias;
+  g.out = out.raw();
+  g.out_dtype = out.dtype();
+  g.out_features = w.out_features;
+  g.in_features = w.in_features;
+  g.norm_weight = norm_bf16;
+  g.eps = eps;
+  g.epilogue = epilogue;
+  return g;
+}
+
+// FLINT_CUDA_FUSE, for A/B runs, overrides the options' fusion choices:
+// "0" none, "rope" RoPE + cache write only, "all" the norm folded in too.
+void apply_fusion_env(CudaBackendOptions& o) {
+  const char* v = std::getenv("FLINT_CUDA_FUSE");
+  if (v == nullptr) return;
+  const std::string_view s(v);
+  o.fold_norm_into_gemv = s == "all";
+  o.rope_into_gemv = s == "all" || s == "rope";
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& options)
@@ -93,7 +122,9 @@ class CudaBackend final : public Backend {
         step_upload_(context_),
         rows_upload_(context_),
         sample_upload_(context_),
-        graph_mode_(options.graphs) {
+        graph_mode_(options.graphs),
+        fold_norm_(options.fold_norm_into_gemv),
+        rope_in_gemv_(options.rope_into_gemv) {
     FLINT_CHECK(options.gemv_max_rows >= 0 && options.gemv_max_rows <= cuda::kSkinnyMaxRows,
                 "gemv_max_rows must be in [0, {}], got {}", cuda::kSkinnyMaxRows, options.gemv_max_rows);
     cudaDeviceProp p{};
@@ -128,9 +159,12 @@ class CudaBackend final : public Backend {
     (void)compute_dtype;
     check_weight_source(src, "prepare_weight");
     const DType target = src.dim() <= 1 ? DType::f32 : DType::bf16;
-    if (src.device() == Device::cuda && src.is_contiguous() && src.dtype() == target) return src;
-    Tensor out = device_tensor(target, src.shape());
-    copy_converted(src, out.raw(), target);
+    Tensor out = src;
+    if (!(src.device() == Device::cuda && src.is_contiguous() && src.dtype() == target)) {
+      out = device_tensor(target, src.shape());
+      copy_converted(src, out.raw(), target);
+    }
+    if (out.dim() <= 1) keep_bf16_copy(out);
     FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));  // load time; the source may go away now
     return out;
   }
@@ -319,6 +353,7 @@ class CudaBackend final : public Backend {
     step_.max_query_len = batch.max_query_len();
     step_.max_blocks_per_seq = batch.max_blocks_per_seq;
     have_step_ = true;
+    ++step_serial_;
   }
 
  public:
@@ -343,18 +378,7 @@ class CudaBackend final : public Backend {
     check_act(x, "rms_norm", "x", x.shape());
     check_act(out, "rms_norm", "out", x.shape());
     check_device(weight, DType::f32, {x.size(1)}, "rms_norm", "weight");
-    cuda::launch_rms_norm(nullptr, x.raw(), weight.data<float>(), x.size(0), x.size(1), eps, out.raw(), stream());
-  }
-
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    FLINT_CHECK(residual.dim() == 2, "add_rms_norm: residual must be [N, H], got {}",
-                shape_to_string(residual.shape()));
-    check_act(residual, "add_rms_norm", "residual", residual.shape());
-    check_act(x, "add_rms_norm", "x", residual.shape());
-    check_act(out, "add_rms_norm", "out", residual.shape());
-    check_device(weight, DType::f32, {residual.size(1)}, "add_rms_norm", "weight");
-    cuda::launch_rms_norm(residual.raw(), x.raw(), weight.data<float>(), residual.size(0), residual.size(1), eps,
-                          out.raw(), stream());
+    cuda::launch_rms_norm(x.raw(), weight.data<float>(), x.size(0), x.size(1), eps, out.raw(), stream());
   }
 
   void linear(const Tensor& x, const Linear& w, Tensor& out) override {
@@ -363,19 +387,48 @@ class CudaBackend final : public Backend {
                 w.in_features);
   }
 
-  // Decode-sized batches: one weight-streaming kernel writes silu(gate) * up.
-  void linear_swiglu(const Tensor& x, const Linear& gate_up, Tensor& gate_up_out, Tensor& out) override {
-    const float* bias = check_linear(x, gate_up, gate_up_out, "linear_swiglu");
-    const int64_t n = x.size(0), f = gate_up.out_features / 2;
-    FLINT_CHECK(gate_up.out_features % 2 == 0, "linear_swiglu: gate_up has {} rows, expected 2F",
-                gate_up.out_features);
-    check_act(out, "linear_swiglu", "out", {n, f});
-    const void* w = gate_up.parts.front().raw();
-    if (!linear_.streams(x.raw(), n, w, gate_up.in_features)) {
-      Backend::linear_swiglu(x, gate_up, gate_up_out, out);
+  // Adds in the GEMV's epilogue or as cuBLASLt's C (cuda_linear.h); scratch is not used.
+  void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) override {
+    (void)scratch;
+    const float* bias = check_linear(x, w, residual, "linear_add");
+    check_act(residual, "linear_add", "residual", residual.shape());
+    FLINT_CHECK(residual.raw() != x.raw(), "linear_add: residual must be a tensor of its own, not x");
+    linear_.run(x.raw(), x.size(0), w.parts.front().raw(), bias, residual.raw(), residual.dtype(), w.out_features,
+                w.in_features, /*accumulate=*/true);
+  }
+
+  // Decode-sized batches: the weight-streaming GEMV, after the rms_norm
+  // kernel or with the norm folded in (gemv_input); larger ones rms_norm, then the GEMM.
+  void rms_norm_linear(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& w, Tensor& normed,
+                       Tensor& out) override {
+    const float* bias = check_linear(x, w, out, "rms_norm_linear");
+    check_device(norm_weight, DType::f32, {w.in_features}, "rms_norm_linear", "norm weight");
+    if (!linear_.streams(x.raw(), x.size(0), w.parts.front().raw(), w.in_features)) {
+      Backend::rms_norm_linear(x, norm_weight, eps, w, normed, out);
       return;
     }
-    cuda::launch_skinny_gemm_swiglu(x.raw(), n, w, bias, out.raw(), f, gate_up.in_features, stream());
+    const auto [in, norm_bf16] = gemv_input(x, norm_weight, eps, normed);
+    cuda::launch_skinny_gemm(
+        skinny_gemm_args(in, x.size(0), w, bias, out, norm_bf16, eps, cuda::SkinnyEpilogue::store), stream());
+  }
+
+  // Decode-sized batches: the GEMV writes silu(gate) * up.
+  void rms_norm_linear_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& gate_up,
+                              Tensor& normed, Tensor& gate_up_out, Tensor& out) override {
+    const float* bias = check_linear(x, gate_up, gate_up_out, "rms_norm_linear_swiglu");
+    check_device(norm_weight, DType::f32, {gate_up.in_features}, "rms_norm_linear_swiglu", "norm weight");
+    FLINT_CHECK(gate_up.out_features % 2 == 0, "rms_norm_linear_swiglu: gate_up has {} rows, expected 2F",
+                gate_up.out_features);
+    const int64_t n = x.size(0), f = gate_up.out_features / 2;
+    check_act(out, "rms_norm_linear_swiglu", "out", {n, f});
+    if (!linear_.streams(x.raw(), n, gate_up.parts.front().raw(), gate_up.in_features)) {
+      Backend::rms_norm_linear_swiglu(x, norm_weight, eps, gate_up, normed, gate_up_out, out);
+      return;
+    }
+    const auto [in, norm_bf16] = gemv_input(x, norm_weight, eps, normed);
+    cuda::SkinnyGemm g = skinny_gemm_args(in, n, gate_up, bias, out, norm_bf16, eps, cuda::SkinnyEpilogue::swiglu);
+    g.out_features = f;
+    cuda::launch_skinny_gemm(g, stream());
   }
 
   void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,
@@ -385,6 +438,41 @@ class CudaBackend final : public Backend {
     const auto l = static_cast<size_t>(layer);
     cuda::launch_rope_and_cache(qkv.raw(), kAct, rope.inv_freq.data<float>(), step_, attention_shape(p),
                                 cache.k[l].raw(), cache.v[l].raw(), stream());
+  }
+
+  // Decode-sized steps: one weight-streaming kernel norms x, projects it,
+  // rotates q and k and writes k and v to the cache (cuda_gemv_kernels.cu).
+  void rms_norm_qkv_rope(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& qkv_weight,
+                         const RopeTables& rope, const AttentionParams& p, KvCache& cache, int32_t layer,
+                         Tensor& normed, Tensor& qkv) override {
+    const char* op = "rms_norm_qkv_rope";
+    const float* bias = check_linear(x, qkv_weight, qkv, op);
+    check_device(norm_weight, DType::f32, {qkv_weight.in_features}, op, "norm weight");
+    check_attention_args(qkv, p, cache, layer, op);
+    check_device(rope.inv_freq, DType::f32, {p.head_dim / 2}, op, "inv_freq");
+    const bool fused = rope_in_gemv_ && p.head_dim % 16 == 0 && p.head_dim <= 256 &&
+                       linear_.streams(x.raw(), x.size(0), qkv_weight.parts.front().raw(), qkv_weight.in_features);
+    if (!fused) {
+      Backend::rms_norm_qkv_rope(x, norm_weight, eps, qkv_weight, rope, p, cache, layer, normed, qkv);
+      return;
+    }
+    if (rope_table_serial_ != step_serial_ || rope_table_freq_ != rope.inv_freq.raw()) {
+      rope_table_ = empty(DType::f32, {step_.num_tokens, 2, p.head_dim / 2});
+      cuda::launch_rope_table(rope.inv_freq.data<float>(), p.head_dim, step_.positions,
+                              static_cast<int32_t>(step_.num_tokens), rope_table_.data<float>(), stream());
+      rope_table_serial_ = step_serial_;
+      rope_table_freq_ = rope.inv_freq.raw();
+    }
+    const auto [in, norm_bf16] = gemv_input(x, norm_weight, eps, normed);
+    cuda::SkinnyGemm g =
+        skinny_gemm_args(in, x.size(0), qkv_weight, bias, qkv, norm_bf16, eps, cuda::SkinnyEpilogue::rope_cache);
+    const auto l = static_cast<size_t>(layer);
+    g.rope.table = rope_table_.data<float>();
+    g.rope.step = step_;
+    g.rope.shape = attention_shape(p);
+    g.rope.k_cache = cache.k[l].raw();
+    g.rope.v_cache = cache.v[l].raw();
+    cuda::launch_skinny_gemm(g, stream());
   }
 
   void attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
@@ -638,6 +726,33 @@ class CudaBackend final : public Backend {
 
   void require_step(const char* op) const { FLINT_CHECK(have_step_, "{}: begin_step() must be called first", op); }
 
+  // 1-D weights (norms, biases) get a bf16 copy beside their f32 one: the
+  // GEMV's folded norm multiplies bf16 pairs. Keyed by address, valid while
+  // the f32 tensor's storage lives.
+  void keep_bf16_copy(const Tensor& w) {
+    Tensor copy = device_tensor(DType::bf16, w.shape());
+    cuda::launch_convert(w.raw(), DType::f32, copy.raw(), DType::bf16, static_cast<uint64_t>(w.numel()), stream());
+    bf16_copies_[w.raw()] = Bf16Copy{w.storage(), w.numel(), std::move(copy)};
+  }
+  // The skinny GEMV's input for rms_norm(x) * norm_weight: x with the norm
+  // folded in (fold_norm_, where the weight has its bf16 copy), else
+  // `normed`, written by the rms_norm kernel. Returns (input, bf16 norm or null).
+  std::pair<const void*, const void*> gemv_input(const Tensor& x, const Tensor& norm_weight, float eps,
+                                                 Tensor& normed) {
+    if (fold_norm_)
+      if (const void* norm_bf16 = bf16_copy_of(norm_weight)) return {x.raw(), norm_bf16};
+    rms_norm(x, norm_weight, eps, normed);
+    return {normed.raw(), nullptr};
+  }
+
+  // The bf16 copy of a weight prepare_weight made, or null.
+  const void* bf16_copy_of(const Tensor& w) const {
+    auto it = bf16_copies_.find(w.raw());
+    if (it == bf16_copies_.end() || it->second.of.lock() != w.storage() || it->second.numel != w.numel())
+      return nullptr;
+    return it->second.bf16.raw();
+  }
+
   cuda::AttentionShape attention_shape(const AttentionParams& p) const {
     cuda::AttentionShape s;
     s.num_heads = p.num_heads;
@@ -686,6 +801,20 @@ class CudaBackend final : public Backend {
   Tensor graph_workspace_;          // the attention workspace of the graph being recorded
   int64_t recorded_vocab_ = 0;      // the embedding table's rows, seen by the last embedding()
   std::map<GraphKey, StepGraph> graphs_;
+  bool fold_norm_;     // CudaBackendOptions::fold_norm_into_gemv
+  bool rope_in_gemv_;  // CudaBackendOptions::rope_into_gemv
+  struct Bf16Copy {
+    std::weak_ptr<Storage> of;
+    int64_t numel = 0;
+    Tensor bf16;
+  };
+  std::map<const void*, Bf16Copy> bf16_copies_;
+  // The step's RoPE cos/sin table (launch_rope_table), made by the first fused
+  // q/k/v GEMV of a step for the inv_freq it was given.
+  uint64_t step_serial_ = 0;
+  uint64_t rope_table_serial_ = 0;
+  const void* rope_table_freq_ = nullptr;
+  Tensor rope_table_;
 };
 
 }  // namespace
@@ -710,7 +839,9 @@ const char* cuda_graph_mode_name(CudaGraphMode mode) {
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
   FLINT_CHECK(!cuda_devices().empty(), ErrorContext{.field = "--device"}, "no GPU: {}", cuda_unavailable_reason());
-  return std::make_unique<CudaBackend>(options);
+  CudaBackendOptions o = options;
+  apply_fusion_env(o);
+  return std::make_unique<CudaBackend>(o);
 }
 
 }  // namespace flint

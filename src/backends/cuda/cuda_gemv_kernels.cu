@@ -19,14 +19,32 @@
 //   no shared-memory staging, no bf16 -> f32 conversions.
 // x (a few KB to 64 KB) is read through L1 (__ldg) and stays there; weights
 // bypass L1 so they do not evict it.
+// Fusions, so that a decode step has no kernels between its GEMVs but rope
+// and attention (docs/CUDA.md):
+// - RMSNorm of x (kNorm): out = rinv * (W . bf16(x * norm_w)), rinv the
+//   row's 1 / sqrt(mean(x^2) + eps). Each lane sums the squares of the x
+//   values it loads anyway, and the CTA meets them in the epilogue, so the
+//   norm costs no pass of its own; the scale comes after the dot product
+//   instead of before it (bf16(x * w) is rounded where bf16(x * rinv * w)
+//   was: the same relative error, 2^-9).
+// - Residual add (Epilogue::accumulate): out = bf16(out + acc + bias), one
+//   rounding, the CTA that owns an output element being the only one to read
+//   and write it.
+// - SwiGLU (Epilogue::swiglu), below.
+// - RoPE and the K/V cache write (Epilogue::rope_cache): a CTA takes 8 rows
+//   of the first half of a q, k or v head and their 8 partners D/2 further
+//   (rotate_half's pairs), so each lane ends with both values of its pairs;
+//   cos/sin come from the step's table (launch_rope_table: worked out once a
+//   step, not once a layer).
 #include <cuda_bf16.h>
 
 #include <algorithm>
 
 #include "backends/cuda/cuda_bf16.cuh"
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_launch.cuh"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_launch.cuh"
+#include "backends/cuda/cuda_mma.cuh"
 
 namespace flint::cuda {
 namespace {
@@ -92,6 +110,37 @@ __device__ __forceinline__ void load_x(Chunk<kNt, kU>& ch, int c, int t, int k8,
   }
 }
 
+__device__ __forceinline__ uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
+  const __nv_bfloat162 p = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a),
+                                   *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&p);
+}
+
+// kNorm: x *= norm_w in place (bf16 pairs: the exact product, rounded once),
+// after adding the squares of the raw x to ss (per x tile). Lanes past k
+// hold zeros and add nothing. Few registers: the loop around it keeps the
+// next chunk's loads in flight.
+template <int kNt, int kU>
+__device__ __forceinline__ void scale_x(Chunk<kNt, kU>& ch, int c, int t, int k8, const uint4* __restrict__ norm_w,
+                                        float (&ss)[kNt]) {
+#pragma unroll
+  for (int j = 0; j < kU; ++j) {
+    const int idx = c * 4 * kU + 4 * j + t;
+    if (idx >= k8) continue;
+    const uint4 w = __ldg(norm_w + idx);
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt) {
+      uint4& xv = ch.x[nt][j];
+      for (const uint32_t pair : {xv.x, xv.y, xv.z, xv.w}) {
+        const float lo = bf16_lo(pair), hi = bf16_hi(pair);
+        ss[nt] = fmaf(lo, lo, ss[nt]);
+        ss[nt] = fmaf(hi, hi, ss[nt]);
+      }
+      xv = make_uint4(mul_bf16x2(xv.x, w.x), mul_bf16x2(xv.y, w.y), mul_bf16x2(xv.z, w.z), mul_bf16x2(xv.w, w.w));
+    }
+  }
+}
+
 template <int kNt, int kU>
 __device__ __forceinline__ void mma_chunk(const Chunk<kNt, kU>& ch, float (&acc)[kNt][4]) {
 #pragma unroll
@@ -106,26 +155,49 @@ __device__ __forceinline__ void mma_chunk(const Chunk<kNt, kU>& ch, float (&acc)
 }
 
 
-// kSwiglu = false:
+template <typename OutT>
+__device__ __forceinline__ float load_out(const OutT* p) {
+  if constexpr (sizeof(OutT) == 4)
+    return *p;
+  else
+    return __bfloat162float(*p);
+}
+
+// Epilogue::store / accumulate:
 //   x: [n, k] bf16, n <= 8 * kNt; w: [o_rows, k] bf16; k % 8 == 0; both 16-byte aligned
-//   out: [n, o_rows]; grid.x = ceil(o_rows / 16); blockDim.x = 32 * kWarps
-// kSwiglu = true: w is [2 o_rows, k], gate rows then up rows (bias likewise);
+//   out: [n, o_rows] (accumulate: read, added to, written); grid.x = ceil(o_rows / 16);
+//   blockDim.x = 32 * kWarps
+// Epilogue::swiglu: w is [2 o_rows, k], gate rows then up rows (bias likewise);
 //   a CTA takes 8 gate rows as its first 8 and the 8 matching up rows as its
 //   last 8, and writes out[:, o] = silu(bf16(gate)) * bf16(up) (bf16, [n,
-//   o_rows]): bit for bit the linear + swiglu pair (same sums, same roundings),
+//   o_rows]): bit for bit the store kernel + swiglu (same sums, same roundings),
 //   without the [n, 2 o_rows] intermediate and its kernel. grid.x = ceil(o_rows / 8).
-template <int kNt, int kU, typename OutT, bool kSwiglu = false>
+// Epilogue::rope_cache: o_rows = (Hq + 2 Hkv) D, out bf16 [n, o_rows]; CTA
+//   j takes rows i .. i + 7 and i + D/2 .. i + D/2 + 7 of head j / (D / 16),
+//   i = 8 (j % (D / 16)); grid.x = o_rows / 16.
+// kNorm: norm_w [k] bf16 (16-byte aligned), eps: x is RMS-normed on the fly (top of file).
+template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi, bool kNorm>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     skinny_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
-                       const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k) {
+                       const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k,
+                       const uint4* __restrict__ norm_w, float eps, const SkinnyRope rope) {
+  constexpr bool kSwiglu = kEpi == SkinnyEpilogue::swiglu, kRope = kEpi == SkinnyEpilogue::rope_cache;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int k8 = k / 8;
   const int nchunks = (k8 + 4 * kU - 1) / (4 * kU);
 
   // Weight rows of the CTA's first and last 8 (a and b) and whether they exist.
-  const int o0 = static_cast<int>(blockIdx.x) * (kSwiglu ? 8 : 16);
-  const int row_a = o0 + g, row_b = kSwiglu ? o_rows + o0 + g : o0 + g + 8;
+  int o0, row_b;
+  if constexpr (kRope) {
+    const int half = rope.shape.head_dim / 2;
+    o0 = static_cast<int>(blockIdx.x) / (half / 8) * 2 * half + static_cast<int>(blockIdx.x) % (half / 8) * 8;
+    row_b = o0 + g + half;
+  } else {
+    o0 = static_cast<int>(blockIdx.x) * (kSwiglu ? 8 : 16);
+    row_b = kSwiglu ? o_rows + o0 + g : o0 + g + 8;
+  }
+  const int row_a = o0 + g;
   const bool ok_a = row_a < o_rows, ok_b = kSwiglu ? ok_a : row_b < o_rows;
   const uint4* wa = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_a ? row_a : 0) * k8;
   const uint4* wb = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_b ? row_b : 0) * k8;
@@ -138,29 +210,126 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   }
 
   float acc[kNt][4] = {};
+  float ss[kNt] = {};  // kNorm: this lane's part of sum(x^2) of x row nt * 8 + g
   Chunk<kNt, kU> cur;
   // Weights are read-only during steps: the first chunk's loads go out while
   // the kernel that writes x may still run (programmatic launch, cuda_launch.cuh).
   load_weights(cur, warp, t, k8, wa, ok_a, wb, ok_b);
+  // kRope: each token's cache row for a k or v CTA (from the step arrays,
+  // read-only during steps), and its cos/sin for the CTA's 8 pairs (from the
+  // step's rope table, written by an earlier kernel: after the wait, copied
+  // asynchronously so that no register waits on it).
+  __shared__ int64_t rope_slot[kRope ? kNt * 8 : 1];
+  __shared__ __align__(16) float rope_cs[kRope ? kNt * 8 : 1][2][8];
+  __shared__ int rope_head;  // the CTA's head, for the epilogue (a register less through the main loop)
+  if constexpr (kRope) {
+    const int head = static_cast<int>(blockIdx.x) / (rope.shape.head_dim / 16);
+    if (threadIdx.x == 0) rope_head = head;
+    const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads, bs = rope.shape.block_size;
+    const int tok = static_cast<int>(threadIdx.x);
+    if (head >= hq && tok < n) {
+      const int32_t pos = rope.step.positions[tok];
+      const int32_t block =
+          rope.step.block_tables[static_cast<int64_t>(rope.step.token_seq[tok]) * rope.step.max_blocks_per_seq +
+                                 pos / bs];
+      const int cache_head = head < hq + hkv ? head - hq : head - hq - hkv;
+      rope_slot[tok] = ((static_cast<int64_t>(block) * hkv + cache_head) * bs + pos % bs) * rope.shape.head_dim;
+    }
+  }
   wait_for_previous_grid();
   allow_next_grid();
+  if constexpr (kRope) {
+    const int half = rope.shape.head_dim / 2, i0 = static_cast<int>(blockIdx.x) % (half / 8) * 8;
+    const int tok = static_cast<int>(threadIdx.x) / 4, part = static_cast<int>(threadIdx.x) % 4;
+    if (tok < n) {
+      const float* src = rope.table + (static_cast<int64_t>(tok) * 2 + part / 2) * half + i0 + (part % 2) * 4;
+      cp_async16(smem_addr(&rope_cs[tok][part / 2][(part % 2) * 4]), src, 16);
+    }
+    cp_async_commit();
+  }
   load_x(cur, warp, t, k8, xs, ok_x);
   for (int c = warp; c < nchunks; c += kWarps) {
     Chunk<kNt, kU> next;
     load_weights(next, c + kWarps, t, k8, wa, ok_a, wb, ok_b);
     load_x(next, c + kWarps, t, k8, xs, ok_x);
+    if constexpr (kNorm) scale_x(cur, c, t, k8, norm_w, ss);
     mma_chunk(cur, acc);
     cur = next;
   }
 
   // acc[nt][r] of lane (g, t) is out row (o0 + g + 8 * (r >= 2)), x row (8 nt + 2 t + r % 2).
   __shared__ float partial[kWarps][kNt * 4][32];
+  __shared__ float row_ss[kNorm ? kWarps : 1][kNt * 8];
 #pragma unroll
   for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
     for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
+  if constexpr (kNorm) {
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt) {
+      float s = ss[nt];
+      s += __shfl_xor_sync(0xFFFFFFFFu, s, 1);
+      s += __shfl_xor_sync(0xFFFFFFFFu, s, 2);
+      if (t == 0) row_ss[warp][nt * 8 + g] = s;
+    }
+  }
+  if constexpr (kRope) cp_async_wait<0>();
   __syncthreads();
-  if constexpr (kSwiglu) {
+  // The scale of x row `col`: rms_norm's 1 / sqrt(mean(x^2) + eps), or 1.
+  auto row_scale = [&](int col) {
+    if constexpr (!kNorm) {
+      return 1.0f;
+    } else {
+      float s = 0.0f;
+#pragma unroll
+      for (int v = 0; v < kWarps; ++v) s += row_ss[v][col];
+      return 1.0f / sqrtf(s / static_cast<float>(k) + eps);
+    }
+  };
+  if constexpr (kRope) {
+    // As for swiglu below: entry (q, l) with q % 4 < 2 is row a = o0 + l / 4,
+    // entry (q + 2, l) its partner b = a + D/2. (The CTA's rows come from
+    // shared memory rather than being kept live through the main loop.)
+    const int half = rope.shape.head_dim / 2;
+    const int head = rope_head;
+    const int row0 = head * 2 * half + (static_cast<int>(blockIdx.x) - head * (half / 8)) * 8;
+    const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads;
+    auto* cache = reinterpret_cast<__nv_bfloat16*>(head < hq + hkv ? rope.k_cache : rope.v_cache);
+    for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
+      const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
+      float va = 0.0f, vb = 0.0f;
+#pragma unroll
+      for (int v = 0; v < kWarps; ++v) {
+        va += partial[v][q][l];
+        vb += partial[v][q + 2][l];
+      }
+      const int j = l / 4, ra = row0 + j, rb = ra + half;
+      const int col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
+      if (col >= n) continue;
+      const float scale = row_scale(col);
+      va *= scale;
+      vb *= scale;
+      if (bias) {
+        va += bias[ra];
+        vb += bias[rb];
+      }
+      // The linear's bf16 output, then launch_rope_and_cache's arithmetic.
+      float ya = round_bf16(va), yb = round_bf16(vb);
+      if (head < hq + hkv) {
+        const float x0 = ya, x1 = yb, c = rope_cs[col][0][j], s = rope_cs[col][1][j];
+        ya = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+        yb = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+      }
+      const __nv_bfloat16 ba = __float2bfloat16_rn(ya), bb = __float2bfloat16_rn(yb);
+      out[static_cast<int64_t>(col) * o_rows + ra] = ba;
+      out[static_cast<int64_t>(col) * o_rows + rb] = bb;
+      if (head >= hq) {
+        __nv_bfloat16* slot = cache + rope_slot[col] + (row0 - head * 2 * half);
+        slot[j] = ba;
+        slot[j + half] = bb;
+      }
+    }
+  } else if constexpr (kSwiglu) {
     // Entry (q, l) with q % 4 < 2 is gate row o0 + l / 4; entry (q + 2, l) is its up row.
     for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
       const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
@@ -173,6 +342,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       const int row = o0 + l / 4;
       const int col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
       if (row < o_rows && col < n) {
+        const float scale = row_scale(col);
+        gate *= scale;
+        up *= scale;
         if (bias) {
           gate += bias[row];
           up += bias[o_rows + row];
@@ -190,36 +362,63 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       const int row = o0 + l / 4 + (r >= 2 ? 8 : 0);
       const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
       if (row < o_rows && col < n) {
+        s *= row_scale(col);
         if (bias) s += bias[row];
-        store_out(out + static_cast<int64_t>(col) * o_rows + row, s);
+        OutT* p = out + static_cast<int64_t>(col) * o_rows + row;
+        if constexpr (kEpi == SkinnyEpilogue::accumulate) s += load_out(p);
+        store_out(p, s);
       }
     }
   }
 }
 
-template <int kNt, int kU>
-void launch_skinny(const void* x, int n, const void* w, const float* bias, void* out, DType out_dtype, int o_rows,
-                   int k, bool swiglu, cudaStream_t stream) {
-  const auto* xp = static_cast<const uint16_t*>(x);
-  const auto* wp = static_cast<const uint16_t*>(w);
-  if (swiglu) {
-    launch_kernel(skinny_gemm_kernel<kNt, kU, __nv_bfloat16, true>, static_cast<unsigned>((o_rows + 7) / 8),
-                  kWarps * 32, 0, stream, xp, n, wp, bias, static_cast<__nv_bfloat16*>(out), o_rows, k);
-    return;
-  }
-  const unsigned blocks = static_cast<unsigned>((o_rows + 15) / 16);
-  if (out_dtype == DType::f32)
-    launch_kernel(skinny_gemm_kernel<kNt, kU, float>, blocks, kWarps * 32, 0, stream, xp, n, wp, bias,
-                  static_cast<float*>(out), o_rows, k);
+template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi, bool kNorm>
+void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
+  const int tile = kEpi == SkinnyEpilogue::swiglu ? 8 : 16;
+  const auto blocks = static_cast<unsigned>((g.out_features + tile - 1) / tile);
+  launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi, kNorm>, blocks, kWarps * 32, 0, stream,
+                static_cast<const uint16_t*>(g.x), static_cast<int>(g.n), static_cast<const uint16_t*>(g.w), g.bias,
+                static_cast<OutT*>(g.out), static_cast<int>(g.out_features), static_cast<int>(g.in_features),
+                static_cast<const uint4*>(g.norm_weight), g.eps, g.rope);
+}
+
+template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
+void launch_norm_or_not(const SkinnyGemm& g, cudaStream_t stream) {
+  if (g.norm_weight)
+    launch_tiles<kNt, kU, OutT, kEpi, true>(g, stream);
   else
-    launch_kernel(skinny_gemm_kernel<kNt, kU, __nv_bfloat16>, blocks, kWarps * 32, 0, stream, xp, n, wp, bias,
-                  static_cast<__nv_bfloat16*>(out), o_rows, k);
+    launch_tiles<kNt, kU, OutT, kEpi, false>(g, stream);
+}
+
+template <int kNt, int kU>
+void launch_skinny(const SkinnyGemm& g, cudaStream_t stream) {
+  const bool f32 = g.out_dtype == DType::f32;
+  switch (g.epilogue) {
+    case SkinnyEpilogue::store:
+      if (f32)
+        launch_norm_or_not<kNt, kU, float, SkinnyEpilogue::store>(g, stream);
+      else
+        launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::store>(g, stream);
+      return;
+    case SkinnyEpilogue::accumulate:
+      if (f32)
+        launch_norm_or_not<kNt, kU, float, SkinnyEpilogue::accumulate>(g, stream);
+      else
+        launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::accumulate>(g, stream);
+      return;
+    case SkinnyEpilogue::swiglu:
+      launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::swiglu>(g, stream);
+      return;
+    case SkinnyEpilogue::rope_cache:
+      launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::rope_cache>(g, stream);
+      return;
+  }
 }
 
 // One warp per output element; grid (ceil(o_rows / 8), rows of this launch).
 template <typename OutT>
 __global__ void linear_fallback_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias,
-                                       OutT* out, int o_rows, int64_t k) {
+                                       OutT* out, int o_rows, int64_t k, bool accumulate) {
   wait_for_previous_grid();
   allow_next_grid();
   const int o = static_cast<int>(blockIdx.x) * 8 + static_cast<int>(threadIdx.x) / 32;
@@ -232,7 +431,9 @@ __global__ void linear_fallback_kernel(const __nv_bfloat16* x, const __nv_bfloat
   for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xFFFFFFFFu, s, off);
   if (lane == 0) {
     if (bias) s += bias[o];
-    store_out(out + static_cast<int64_t>(blockIdx.y) * o_rows + o, s);
+    OutT* p = out + static_cast<int64_t>(blockIdx.y) * o_rows + o;
+    if (accumulate) s += load_out(p);
+    store_out(p, s);
   }
 }
 
@@ -242,36 +443,20 @@ bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_fe
   return n >= 1 && n <= kSkinnyMaxRows && in_features % 8 == 0 && in_features > 0 && aligned16(x) && aligned16(w);
 }
 
-namespace {
-
-void launch_skinny_rows(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                        int64_t out_features, int64_t in_features, bool swiglu, cudaStream_t stream) {
-  if (n == 0 || out_features == 0) return;
-  const int rows = static_cast<int>(n), o = static_cast<int>(out_features), k = static_cast<int>(in_features);
+void launch_skinny_gemm(const SkinnyGemm& g, cudaStream_t stream) {
+  if (g.n == 0 || g.out_features == 0) return;
   // Register budget (2 CTAs of 256 threads per SM): the double-buffered chunk
   // is (2 + kNt) * kU uint4: kU = 4 for one x tile, 2 for two, 1 for four.
-  if (rows <= 8)
-    launch_skinny<1, 4>(x, rows, w, bias, out, out_dtype, o, k, swiglu, stream);
-  else if (rows <= 16)
-    launch_skinny<2, 2>(x, rows, w, bias, out, out_dtype, o, k, swiglu, stream);
+  if (g.n <= 8)
+    launch_skinny<1, 4>(g, stream);
+  else if (g.n <= 16)
+    launch_skinny<2, 2>(g, stream);
   else
-    launch_skinny<4, 1>(x, rows, w, bias, out, out_dtype, o, k, swiglu, stream);
-}
-
-}  // namespace
-
-void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                        int64_t out_features, int64_t in_features, cudaStream_t stream) {
-  launch_skinny_rows(x, n, w, bias, out, out_dtype, out_features, in_features, false, stream);
-}
-
-void launch_skinny_gemm_swiglu(const void* x, int64_t n, const void* w_gate_up, const float* bias, void* out,
-                               int64_t ffn_features, int64_t in_features, cudaStream_t stream) {
-  launch_skinny_rows(x, n, w_gate_up, bias, out, DType::bf16, ffn_features, in_features, true, stream);
+    launch_skinny<4, 1>(g, stream);
 }
 
 void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                            int64_t out_features, int64_t in_features, cudaStream_t stream) {
+                            int64_t out_features, int64_t in_features, bool accumulate, cudaStream_t stream) {
   if (n == 0 || out_features == 0) return;
   const auto* xp = static_cast<const __nv_bfloat16*>(x);
   const auto* wp = static_cast<const __nv_bfloat16*>(w);
@@ -283,10 +468,10 @@ void launch_linear_fallback(const void* x, int64_t n, const void* w, const float
     const __nv_bfloat16* xr = xp + r0 * in_features;
     if (out_dtype == DType::f32)
       launch_kernel(linear_fallback_kernel<float>, dim3(blocks, rows), 256, 0, stream, xr, wp, bias,
-                    static_cast<float*>(out) + r0 * o, o, in_features);
+                    static_cast<float*>(out) + r0 * o, o, in_features, accumulate);
     else
       launch_kernel(linear_fallback_kernel<__nv_bfloat16>, dim3(blocks, rows), 256, 0, stream, xr, wp, bias,
-                    static_cast<__nv_bfloat16*>(out) + r0 * o, o, in_features);
+                    static_cast<__nv_bfloat16*>(out) + r0 * o, o, in_features, accumulate);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backends/cuda/cuda_attention.h"
 #include "core/dtype.h"
 #include "ops/sampling.h"
 
@@ -30,11 +31,8 @@ void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int
                         cudaStream_t stream);
 
 // HF LlamaRMSNorm over rows of h, one CTA per row, the row held in registers:
-//   residual == null: out = w * (x * rsqrt(mean(x^2) + eps))
-//   residual != null: residual = bf16(residual + x); out = the same of the new residual
-// x, residual, out: [n, h] bf16; w: [h] f32.
-void launch_rms_norm(void* residual, const void* x, const float* w, int64_t n, int64_t h, float eps, void* out,
-                     cudaStream_t stream);
+//   out = w * (x * rsqrt(mean(x^2) + eps))     x, out: [n, h] bf16; w: [h] f32
+void launch_rms_norm(const void* x, const float* w, int64_t n, int64_t h, float eps, void* out, cudaStream_t stream);
 
 // out = silu(gate) * up        gate_up: [n, 2f] bf16 (gate first); out: [n, f] bf16
 void launch_swiglu(const void* gate_up, int64_t n, int64_t f, void* out, cudaStream_t stream);
@@ -48,17 +46,45 @@ inline constexpr int64_t kSkinnyMaxRows = 32;
 // Whether the skinny kernel takes these operands: n <= kSkinnyMaxRows,
 // in % 8 == 0 and x, w 16-byte aligned (rows are then 16-byte aligned too).
 bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_features);
-void launch_skinny_gemm(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                        int64_t out_features, int64_t in_features, cudaStream_t stream);
-// The skinny GEMV with SwiGLU fused: w_gate_up [2f, in] (gate rows first),
-// bias [2f] or null; out [n, f] bf16 = silu(gate) * up, bit for bit
-// launch_skinny_gemm (bf16 out) then launch_swiglu.
-void launch_skinny_gemm_swiglu(const void* x, int64_t n, const void* w_gate_up, const float* bias, void* out,
-                               int64_t ffn_features, int64_t in_features, cudaStream_t stream);
+enum class SkinnyEpilogue {
+  store,       // out = y
+  accumulate,  // out = out + y, rounded once (the residual add)
+  swiglu,      // w: [2 out_features, in] (gate rows first), bias [2 out_features] or null;
+               // out [n, out_features] bf16 = silu(gate) * up, bit for bit store (bf16) then launch_swiglu
+  rope_cache,  // out is qkv [n = T, (Hq + 2 Hkv) D] bf16: store (bf16), then RoPE and the K/V cache
+               // write of launch_rope_and_cache, bit for bit, in the epilogue (SkinnyGemm::rope)
+};
+// rope_cache's operands: those of launch_rope_and_cache (step.num_tokens == n),
+// with the step's cos/sin table in place of inv_freq.
+struct SkinnyRope {
+  const float* table = nullptr;  // [n, 2, D / 2] f32: launch_rope_table of the step
+  StepArrays step;
+  AttentionShape shape;              // head_dim a multiple of 16, at most 256
+  void* k_cache = nullptr;           // one layer's [num_blocks, Hkv, block_size, D] bf16
+  void* v_cache = nullptr;
+};
+// y = x' W^T + bias with x' = x, or, with norm_weight, rms_norm(x) * norm_weight
+// folded in (cuda_gemv_kernels.cu: the scale is applied to the dot product).
+struct SkinnyGemm {
+  const void* x = nullptr;  // [n, in_features] bf16
+  int64_t n = 0;
+  const void* w = nullptr;  // [out_features, in_features] bf16 (swiglu: twice the rows)
+  const float* bias = nullptr;
+  void* out = nullptr;  // [n, out_features]; bf16, or f32 for store and accumulate
+  DType out_dtype = DType::bf16;
+  int64_t out_features = 0;
+  int64_t in_features = 0;
+  const void* norm_weight = nullptr;  // [in_features] bf16, 16-byte aligned, or null
+  float eps = 0.0f;
+  SkinnyEpilogue epilogue = SkinnyEpilogue::store;
+  SkinnyRope rope;  // rope_cache only
+};
+// The operands must satisfy skinny_gemm_supports().
+void launch_skinny_gemm(const SkinnyGemm& gemm, cudaStream_t stream);
 // Any shape and alignment, one warp per output element: the fallback when
-// neither the skinny kernel nor cuBLASLt takes the operands.
+// neither the skinny kernel nor cuBLASLt takes the operands; accumulate: out += y.
 void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                            int64_t out_features, int64_t in_features, cudaStream_t stream);
+                            int64_t out_features, int64_t in_features, bool accumulate, cudaStream_t stream);
 // out[i, o] += bias[o]          out: [n, out_features] bf16 or f32
 void launch_add_bias(void* out, DType out_dtype, const float* bias, int64_t n, int64_t out_features,
                      cudaStream_t stream);

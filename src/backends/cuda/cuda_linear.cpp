@@ -51,23 +51,34 @@ bool LinearRunner::streams(const void* x, int64_t n, const void* w, int64_t in_f
 }
 
 void LinearRunner::run(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                       int64_t out_features, int64_t in_features) {
+                       int64_t out_features, int64_t in_features, bool accumulate) {
   if (n == 0 || out_features == 0) return;
   if (streams(x, n, w, in_features)) {
-    launch_skinny_gemm(x, n, w, bias, out, out_dtype, out_features, in_features, stream_);
+    SkinnyGemm g;
+    g.x = x;
+    g.n = n;
+    g.w = w;
+    g.bias = bias;
+    g.out = out;
+    g.out_dtype = out_dtype;
+    g.out_features = out_features;
+    g.in_features = in_features;
+    g.epilogue = accumulate ? SkinnyEpilogue::accumulate : SkinnyEpilogue::store;
+    launch_skinny_gemm(g, stream_);
     return;
   }
-  if (run_cublaslt(x, n, w, out, out_dtype, out_features, in_features)) {
+  if (run_cublaslt(x, n, w, out, out_dtype, out_features, in_features, accumulate)) {
     if (bias) launch_add_bias(out, out_dtype, bias, n, out_features, stream_);
     return;
   }
-  launch_linear_fallback(x, n, w, bias, out, out_dtype, out_features, in_features, stream_);
+  launch_linear_fallback(x, n, w, bias, out, out_dtype, out_features, in_features, accumulate, stream_);
 }
 
 // Row-major y[n, out] = x[n, in] W[out, in]^T is, column-major, y^T = W^T' x^T:
 // A = W stored as a column-major [in, out] matrix, transposed (the "TN" case,
 // cuBLASLt's fastest on Hopper); B = x as column-major [in, n]; C = D = y as
-// column-major [out, n]. beta = 0, so C is never read.
+// column-major [out, n]. beta = 0 (C never read), or 1 to accumulate: C = D
+// in place, which cuBLASLt allows when the two layouts are the same.
 const LinearRunner::Plan& LinearRunner::plan_for(const PlanKey& key) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
@@ -116,11 +127,11 @@ const LinearRunner::Plan& LinearRunner::plan_for(const PlanKey& key) {
 }
 
 bool LinearRunner::run_cublaslt(const void* x, int64_t n, const void* w, void* out, DType out_dtype,
-                                int64_t out_features, int64_t in_features) {
+                                int64_t out_features, int64_t in_features, bool accumulate) {
   const Plan& p =
       plan_for({n, out_features, in_features, out_dtype, alignment_of(x), alignment_of(w), alignment_of(out)});
   if (!p.usable) return false;
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   FLINT_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c, &p.algo,
                                     workspace_->data(), kWorkspaceBytes, stream_));
   return true;

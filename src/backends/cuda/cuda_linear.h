@@ -8,6 +8,10 @@
 //   otherwise cuBLASLt (TN bf16 GEMM, f32 compute, 32 MiB workspace), with the
 //       heuristic's algorithm cached per (shape, output dtype, alignments) and
 //       the bias added by a second kernel;
+// accumulate = true gives y += x W^T + b (the residual add): fused into the
+// GEMV's epilogue, cuBLASLt's beta = 1 (y read as C, in place), the fallback's
+// store; with one rounding of the sum, except that a bias after cuBLASLt is
+// added (and rounded) by its own kernel.
 //   where cuBLASLt offers no algorithm, a plain warp-per-output kernel.
 // Everything is queued on the stream; nothing synchronises.
 #pragma once
@@ -32,7 +36,7 @@ class LinearRunner {
   LinearRunner& operator=(const LinearRunner&) = delete;
 
   void run(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-           int64_t out_features, int64_t in_features);
+           int64_t out_features, int64_t in_features, bool accumulate = false);
   // Whether run() takes the weight-streaming GEMV for these operands.
   bool streams(const void* x, int64_t n, const void* w, int64_t in_features) const;
 
@@ -48,7 +52,7 @@ class LinearRunner {
 
   const Plan& plan_for(const PlanKey& key);
   bool run_cublaslt(const void* x, int64_t n, const void* w, void* out, DType out_dtype, int64_t out_features,
-                    int64_t in_features);
+                    int64_t in_features, bool accumulate);
 
   cudaStream_t stream_;
   int64_t gemv_max_rows_;

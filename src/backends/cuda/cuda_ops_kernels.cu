@@ -72,11 +72,10 @@ __device__ float block_sum(float v, float* scratch) {
 }
 
 // The row in registers: kVpt uint4 (8 values) per thread, at most 256 threads,
-// so rows up to 16384 wide; the residual is read once and written once, x read
-// once, out written once.
-template <int kVpt, bool kAdd>
+// so rows up to 16384 wide; x is read once, out written once.
+template <int kVpt>
 __global__ void __launch_bounds__(256)
-    rms_norm_vec_kernel(uint16_t* residual, const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
+    rms_norm_vec_kernel(const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const int h8 = h / 8;
@@ -94,7 +93,6 @@ __global__ void __launch_bounds__(256)
   wait_for_previous_grid();
   allow_next_grid();
   const uint4* xr = reinterpret_cast<const uint4*>(x + base);
-  uint4* rr = kAdd ? reinterpret_cast<uint4*>(residual + base) : nullptr;
   float v[kVpt][8];
   float ss = 0.0f;
 #pragma unroll
@@ -102,13 +100,6 @@ __global__ void __launch_bounds__(256)
     const int c = threadIdx.x + i * blockDim.x;
     if (c < h8) {
       unpack8(xr[c], v[i]);
-      if constexpr (kAdd) {
-        float r[8];
-        unpack8(rr[c], r);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v[i][j] = round_bf16(r[j] + v[i][j]);  // the stream keeps bf16
-        rr[c] = pack8(v[i]);
-      }
 #pragma unroll
       for (int j = 0; j < 8; ++j) ss += v[i][j] * v[i][j];
     }
@@ -131,37 +122,23 @@ __global__ void __launch_bounds__(256)
 }
 
 // Any h, any alignment: two passes over the row (the second re-reads what
-// this same thread read or wrote in the first).
-template <bool kAdd>
-__global__ void rms_norm_scalar_kernel(uint16_t* residual, const uint16_t* x, const float* w, int h, float eps,
-                                       uint16_t* out) {
+// this same thread read in the first).
+__global__ void rms_norm_scalar_kernel(const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
   wait_for_previous_grid();
   allow_next_grid();
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const __nv_bfloat16* xr = reinterpret_cast<const __nv_bfloat16*>(x) + base;
-  __nv_bfloat16* rr = kAdd ? reinterpret_cast<__nv_bfloat16*>(residual) + base : nullptr;
   __nv_bfloat16* o = reinterpret_cast<__nv_bfloat16*>(out) + base;
   float ss = 0.0f;
   for (int c = threadIdx.x; c < h; c += blockDim.x) {
-    float v = __bfloat162float(xr[c]);
-    if constexpr (kAdd) {
-      const __nv_bfloat16 r = __float2bfloat16_rn(__bfloat162float(rr[c]) + v);
-      rr[c] = r;
-      v = __bfloat162float(r);
-    }
+    const float v = __bfloat162float(xr[c]);
     ss += v * v;
   }
   ss = block_sum(ss, scratch);
   const float rinv = 1.0f / sqrtf(ss / static_cast<float>(h) + eps);
-  for (int c = threadIdx.x; c < h; c += blockDim.x) {
-    float v;
-    if constexpr (kAdd)
-      v = __bfloat162float(rr[c]);
-    else
-      v = __bfloat162float(xr[c]);
-    o[c] = __float2bfloat16_rn(w[c] * (v * rinv));
-  }
+  for (int c = threadIdx.x; c < h; c += blockDim.x)
+    o[c] = __float2bfloat16_rn(w[c] * (__bfloat162float(xr[c]) * rinv));
 }
 
 template <bool kVec>
@@ -226,39 +203,25 @@ void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int
                 stream, t, ids, h, o);
 }
 
-namespace {
-
-template <bool kAdd>
-void launch_rms_norm_impl(uint16_t* residual, const uint16_t* x, const float* w, int64_t n, int h, float eps,
-                          uint16_t* out, cudaStream_t stream) {
-  const unsigned rows = static_cast<unsigned>(n);
-  const int h8 = h / 8;
-  const bool vec = h % 8 == 0 && aligned16(x) && aligned16(out) && aligned16(w) && (!kAdd || aligned16(residual));
-  if (vec && h8 <= 256) {
-    launch_kernel(rms_norm_vec_kernel<1, kAdd>, rows, (h8 + 31) / 32 * 32, 0, stream, residual, x, w, h, eps, out);
-  } else if (vec && h8 <= 512) {
-    launch_kernel(rms_norm_vec_kernel<2, kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
-  } else if (vec && h8 <= 1024) {
-    launch_kernel(rms_norm_vec_kernel<4, kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
-  } else if (vec && h8 <= 2048) {
-    launch_kernel(rms_norm_vec_kernel<8, kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
-  } else {  // beyond 16384 (no Llama is that wide) or unaligned: two passes
-    launch_kernel(rms_norm_scalar_kernel<kAdd>, rows, 256, 0, stream, residual, x, w, h, eps, out);
-  }
-}
-
-}  // namespace
-
-void launch_rms_norm(void* residual, const void* x, const float* w, int64_t n, int64_t h, float eps, void* out,
+void launch_rms_norm(const void* x, const float* w, int64_t n, int64_t h, float eps, void* out,
                      cudaStream_t stream) {
   if (n == 0 || h == 0) return;
-  auto* r = static_cast<uint16_t*>(residual);
   const auto* xr = static_cast<const uint16_t*>(x);
   auto* o = static_cast<uint16_t*>(out);
-  if (residual)
-    launch_rms_norm_impl<true>(r, xr, w, n, static_cast<int>(h), eps, o, stream);
-  else
-    launch_rms_norm_impl<false>(r, xr, w, n, static_cast<int>(h), eps, o, stream);
+  const unsigned rows = static_cast<unsigned>(n);
+  const int hi = static_cast<int>(h), h8 = hi / 8;
+  const bool vec = hi % 8 == 0 && aligned16(x) && aligned16(out) && aligned16(w);
+  if (vec && h8 <= 256) {
+    launch_kernel(rms_norm_vec_kernel<1>, rows, (h8 + 31) / 32 * 32, 0, stream, xr, w, hi, eps, o);
+  } else if (vec && h8 <= 512) {
+    launch_kernel(rms_norm_vec_kernel<2>, rows, 256, 0, stream, xr, w, hi, eps, o);
+  } else if (vec && h8 <= 1024) {
+    launch_kernel(rms_norm_vec_kernel<4>, rows, 256, 0, stream, xr, w, hi, eps, o);
+  } else if (vec && h8 <= 2048) {
+    launch_kernel(rms_norm_vec_kernel<8>, rows, 256, 0, stream, xr, w, hi, eps, o);
+  } else {  // beyond 16384 (no Llama is that wide) or unaligned: two passes
+    launch_kernel(rms_norm_scalar_kernel, rows, 256, 0, stream, xr, w, hi, eps, o);
+  }
 }
 
 void launch_swiglu(const void* gate_up, int64_t n, int64_t f, void* out, cudaStream_t stream) {

@@ -28,6 +28,31 @@ struct alignas(16) Vec8 {
   T v[8];
 };
 
+// cos/sin of position * inv_freq[i], as the CPU backend works them out: the
+// angle one f32 product, cos/sin from double, rounded once to f32.
+__device__ __forceinline__ void rope_cos_sin(int32_t pos, float inv_freq, float& c, float& s) {
+  const float angle = __fmul_rn(static_cast<float>(pos), inv_freq);
+  double sd, cd;
+  sincos(static_cast<double>(angle), &sd, &cd);
+  c = static_cast<float>(cd);
+  s = static_cast<float>(sd);
+}
+
+// One CTA per token: table[t][0][i] = cos, table[t][1][i] = sin.
+__global__ void __launch_bounds__(kRopeThreads)
+    rope_table_kernel(const float* inv_freq, const int32_t* positions, int half, float* table) {
+  const int t = blockIdx.x;
+  const int32_t pos = positions[t];
+  wait_for_previous_grid();  // the table may still be read by the kernel before
+  allow_next_grid();
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float c, s;
+    rope_cos_sin(pos, inv_freq[i], c, s);
+    table[(static_cast<int64_t>(t) * 2) * half + i] = c;
+    table[(static_cast<int64_t>(t) * 2 + 1) * half + i] = s;
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, const float* inv_freq, StepArrays step,
                                                                       AttentionShape shape, T* k_cache, T* v_cache) {
@@ -40,13 +65,7 @@ __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, co
   // the cache slot are worked out while the kernel that writes qkv may still
   // run (programmatic launch, cuda_launch.cuh).
   const int32_t pos = step.positions[t];
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float angle = __fmul_rn(static_cast<float>(pos), inv_freq[i]);
-    double s, c;
-    sincos(static_cast<double>(angle), &s, &c);
-    cos_s[i] = static_cast<float>(c);
-    sin_s[i] = static_cast<float>(s);
-  }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) rope_cos_sin(pos, inv_freq[i], cos_s[i], sin_s[i]);
   const int32_t seq = step.token_seq[t];
   const int32_t block = step.block_tables[static_cast<int64_t>(seq) * step.max_blocks_per_seq + pos / bs];
   __syncthreads();
@@ -119,6 +138,15 @@ void launch_rope_and_cache(void* qkv, DType dtype, const float* inv_freq, const 
   } else {
     bad_argument("dtype must be bf16 or f16", static_cast<int>(dtype), __FILE__, __LINE__);
   }
+}
+
+void launch_rope_table(const float* inv_freq, int head_dim, const int32_t* positions, int32_t num_tokens,
+                       float* table, cudaStream_t stream) {
+  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > kMaxHeadDim)
+    bad_argument("head_dim must be even, at most 256", head_dim, __FILE__, __LINE__);
+  if (num_tokens <= 0) return;
+  launch_kernel(rope_table_kernel, static_cast<unsigned>(num_tokens), kRopeThreads, 0, stream, inv_freq, positions,
+                head_dim / 2, table);
 }
 
 }  // namespace flint::cuda
