@@ -146,9 +146,8 @@ class Backend {
   // [N, out] (not x). scratch ([N, out]) may hold x W^T + b on the way, or be
   // left unwritten by a backend that adds in the matmul's epilogue.
   virtual void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) = 0;
-  // A sublayer's input projection: out = rms_norm(x) * norm_weight W^T + b.
-  // normed ([N, in]) may hold the normed x on the way, or be left unwritten
-  // by a backend that folds the norm into the matmul.
+  // A sublayer's input projection: out = rms_norm(x) * norm_weight W^T + b,
+  // the normed x going through normed ([N, in]).
   virtual void rms_norm_linear(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& w,
                                Tensor& normed, Tensor& out) {
     rms_norm(x, norm_weight, eps, normed);
@@ -160,8 +159,7 @@ class Backend {
   virtual void rope_and_cache(Tensor& qkv, const RopeTables& rope, const AttentionParams& p, KvCache& cache,
                               int32_t layer) = 0;
   // The attention's input: rms_norm_linear(x, norm_weight, eps, qkv_weight,
-  // normed, qkv) then rope_and_cache(qkv, rope, p, cache, layer). A backend
-  // that fuses them may leave normed unwritten.
+  // normed, qkv) then rope_and_cache(qkv, rope, p, cache, layer).
   virtual void rms_norm_qkv_rope(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& qkv_weight,
                                  const RopeTables& rope, const AttentionParams& p, KvCache& cache, int32_t layer,
                                  Tensor& normed, Tensor& qkv) {
@@ -176,7 +174,7 @@ class Backend {
   virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
   // The MLP's first half: rms_norm_linear(x, norm_weight, eps, gate_up,
   // normed, gate_up_out) then swiglu(gate_up_out, out). gate_up: 2F rows,
-  // gate first. A backend that fuses them may leave normed and gate_up_out
+  // gate first. A backend that fuses the last two may leave gate_up_out
   // ([N, 2F]) unwritten; out: [N, F].
   virtual void rms_norm_linear_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& gate_up,
                                       Tensor& normed, Tensor& gate_up_out, Tensor& out) {

@@ -5,10 +5,10 @@
 // additions. Bounds, as ||gpu - cpu|| / ||cpu|| over the whole output:
 //   bf16 outputs: 1e-2. Rounding to bf16 moves each element by at most
 //     2^-8 of itself (|e| <= u = 3.9e-3), so the norm of the error is at most
-//     u of the norm; an op that rounds an intermediate too (the normed x that
-//     rms_norm_linear feeds its matmul, in bf16 whether the norm is its own
-//     kernel or folded into the GEMV) doubles that, f32 outputs included. 1e-2 leaves 30% room above 2u and is far
-//     below what a wrong index, a missed row or a wrong scale gives (>= 1e-1).
+//     u of the norm; an op that rounds an intermediate too (the bf16 normed
+//     x that rms_norm_linear feeds its matmul) doubles that, f32 outputs
+//     included. 1e-2 leaves 30% room above 2u and is far below what a wrong
+//     index, a missed row or a wrong scale gives (>= 1e-1).
 //   f32 outputs of linear: 1e-4. Products of bf16 values are exact in f32, so
 //     only the summation order differs (~1e-6 for these K).
 // Copies (embedding, gather_rows) and conversions must be bit-exact.
@@ -313,95 +313,87 @@ TEST_F(CudaOps, LinearPathsMatchCpu) {
   run_linear_cases(*cpu, *gemv_wide, seed + 1, {1, 8, 9, 16, 17, 31, 32});
 }
 
-// rms_norm_linear: the GEMV folds the norm of x into its dot products (up to
-// gemv_max_rows rows; here 32, so one, two and four x tiles); beyond, and
-// where the GEMV does not take the operands (in = 172), rms_norm then the
-// GEMM. x spans [-3, 3] so that the norm's scale is far from 1.
+// rms_norm_linear: rms_norm, then the GEMV (up to gemv_max_rows rows; here
+// 32, so one, two and four x tiles) or, beyond and where the GEMV does not
+// take the operands (in = 172), the GEMM. x spans [-3, 3] so that the norm's
+// scale is far from 1.
 TEST_F(CudaOps, RmsNormLinearMatchesCpu) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Random rng(seed);
   const std::pair<int64_t, int64_t> shapes[] = {{256, 512}, {344, 64}, {64, 172}, {4096, 4096}};
-  for (bool fold : {false, true}) {
-    SCOPED_TRACE(fold ? "norm folded into the GEMV" : "rms_norm kernel, then the GEMV");
-    auto g = make_cuda_backend({.gemv_max_rows = 32, .fold_norm_into_gemv = fold});
-    for (const auto& [out, in] : shapes) {
-      for (bool with_bias : {false, true}) {
-        const Tensor w = rng.tensor(DType::bf16, {out, in}, -0.1f, 0.1f);
-        const Tensor bias = with_bias ? rng.tensor(DType::f32, {out}) : Tensor();
-        const Tensor norm = rng.tensor(DType::f32, {in}, 0.5f, 1.5f);
-        const Linear gl = g->prepare_linear({w}, bias, DType::bf16);
-        const Linear cl = cpu->prepare_linear({w}, bias, DType::bf16);
-        const Tensor gnorm = g->prepare_weight(norm, DType::f32);
-        const Tensor cnorm = cpu->prepare_weight(norm, DType::f32);
-        for (int64_t n : {1, 5, 9, 16, 31, 32, 40}) {
-          const Tensor x = bf16(rng, {n, in}, -3.0f, 3.0f);
-          Tensor cpu_normed = cpu->empty(DType::f32, {n, in});
-          Tensor cpu_out = cpu->empty(DType::f32, {n, out});
-          cpu->rms_norm_linear(widen(x), cnorm, 1e-5f, cl, cpu_normed, cpu_out);
-          const Tensor gx = g->from_host(x);
-          for (DType out_dtype : {DType::bf16, DType::f32}) {
-            Tensor normed = g->empty(DType::bf16, {n, in});
-            Tensor gpu_out = poisoned(*g, out_dtype, {n, out});
-            g->rms_norm_linear(gx, gnorm, 1e-5f, gl, normed, gpu_out);
-            EXPECT_LT(relative_error(g->to_host(gpu_out), cpu_out), kBf16Tol)
-                << "out " << out << " in " << in << " n " << n << " bias " << with_bias << " out "
-                << dtype_name(out_dtype);
-          }
+  auto g = make_cuda_backend({.gemv_max_rows = 32});
+  for (const auto& [out, in] : shapes) {
+    for (bool with_bias : {false, true}) {
+      const Tensor w = rng.tensor(DType::bf16, {out, in}, -0.1f, 0.1f);
+      const Tensor bias = with_bias ? rng.tensor(DType::f32, {out}) : Tensor();
+      const Tensor norm = rng.tensor(DType::f32, {in}, 0.5f, 1.5f);
+      const Linear gl = g->prepare_linear({w}, bias, DType::bf16);
+      const Linear cl = cpu->prepare_linear({w}, bias, DType::bf16);
+      const Tensor gnorm = g->prepare_weight(norm, DType::f32);
+      const Tensor cnorm = cpu->prepare_weight(norm, DType::f32);
+      for (int64_t n : {1, 5, 9, 16, 31, 32, 40}) {
+        const Tensor x = bf16(rng, {n, in}, -3.0f, 3.0f);
+        Tensor cpu_normed = cpu->empty(DType::f32, {n, in});
+        Tensor cpu_out = cpu->empty(DType::f32, {n, out});
+        cpu->rms_norm_linear(widen(x), cnorm, 1e-5f, cl, cpu_normed, cpu_out);
+        const Tensor gx = g->from_host(x);
+        for (DType out_dtype : {DType::bf16, DType::f32}) {
+          Tensor normed = g->empty(DType::bf16, {n, in});
+          Tensor gpu_out = poisoned(*g, out_dtype, {n, out});
+          g->rms_norm_linear(gx, gnorm, 1e-5f, gl, normed, gpu_out);
+          EXPECT_LT(relative_error(g->to_host(gpu_out), cpu_out), kBf16Tol)
+              << "out " << out << " in " << in << " n " << n << " bias " << with_bias << " out "
+              << dtype_name(out_dtype);
         }
       }
     }
   }
 }
 
-// rms_norm_linear_swiglu: the GEMV with the norm and SwiGLU fused gives the
-// bits of rms_norm_linear (bf16) then swiglu on the GPU (same sums, same
-// scale, same roundings) at every row count the GEMV takes (f not a multiple
+// rms_norm_linear_swiglu: the GEMV with SwiGLU fused gives the bits of
+// rms_norm_linear (bf16) then swiglu on the GPU (same sums, same roundings) at every row count the GEMV takes (f not a multiple
 // of the 8-row tile: 172), and is that pair itself beyond (33, 40 rows); both
 // within the bf16 bound of the CPU.
 TEST_F(CudaOps, RmsNormLinearSwigluIsRmsNormLinearThenSwiglu) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Random rng(seed);
   const std::pair<int64_t, int64_t> shapes[] = {{172, 64}, {256, 512}, {1024, 4096}};
-  for (bool fold : {false, true}) {
-    SCOPED_TRACE(fold ? "norm folded into the GEMV" : "rms_norm kernel, then the GEMV");
-    auto g = make_cuda_backend({.gemv_max_rows = 32, .fold_norm_into_gemv = fold});
-    for (const auto& [f, in] : shapes) {
-      for (bool with_bias : {false, true}) {
-        const std::vector<Tensor> parts = {rng.tensor(DType::bf16, {f, in}, -0.1f, 0.1f),
-                                           rng.tensor(DType::bf16, {f, in}, -0.1f, 0.1f)};
-        const Tensor bias = with_bias ? rng.tensor(DType::f32, {2 * f}) : Tensor();
-        const Tensor norm = rng.tensor(DType::f32, {in}, 0.5f, 1.5f);
-        const Linear gl = g->prepare_linear(parts, bias, DType::bf16);
-        const Linear cl = cpu->prepare_linear(parts, bias, DType::bf16);
-        const Tensor gnorm = g->prepare_weight(norm, DType::f32);
-        const Tensor cnorm = cpu->prepare_weight(norm, DType::f32);
-        for (int64_t n : {1, 5, 8, 9, 16, 17, 32, 33, 40}) {
-          const Tensor x = bf16(rng, {n, in}, -3.0f, 3.0f);
-          const Tensor gx = g->from_host(x);
-          Tensor normed = g->empty(DType::bf16, {n, in});
-          Tensor pair_gate_up = poisoned(*g, DType::bf16, {n, 2 * f});
-          Tensor pair_out = poisoned(*g, DType::bf16, {n, f});
-          g->rms_norm_linear(gx, gnorm, 1e-5f, gl, normed, pair_gate_up);
-          g->swiglu(pair_gate_up, pair_out);
-          Tensor gate_up = poisoned(*g, DType::bf16, {n, 2 * f});
-          Tensor out = poisoned(*g, DType::bf16, {n, f});
-          g->rms_norm_linear_swiglu(gx, gnorm, 1e-5f, gl, normed, gate_up, out);
-          const Tensor fused = g->to_host(out);
-          EXPECT_TRUE(same_bits(fused, g->to_host(pair_out)))
-              << "f " << f << " in " << in << " n " << n << " bias " << with_bias;
-          Tensor cpu_normed = cpu->empty(DType::f32, {n, in});
-          Tensor cpu_gate_up = cpu->empty(DType::f32, {n, 2 * f});
-          Tensor cpu_out = cpu->empty(DType::f32, {n, f});
-          cpu->rms_norm_linear_swiglu(widen(x), cnorm, 1e-5f, cl, cpu_normed, cpu_gate_up, cpu_out);
-          EXPECT_LT(relative_error(fused, cpu_out), kBf16Tol) << "f " << f << " n " << n << " bias " << with_bias;
-        }
+  auto g = make_cuda_backend({.gemv_max_rows = 32});
+  for (const auto& [f, in] : shapes) {
+    for (bool with_bias : {false, true}) {
+      const std::vector<Tensor> parts = {rng.tensor(DType::bf16, {f, in}, -0.1f, 0.1f),
+                                         rng.tensor(DType::bf16, {f, in}, -0.1f, 0.1f)};
+      const Tensor bias = with_bias ? rng.tensor(DType::f32, {2 * f}) : Tensor();
+      const Tensor norm = rng.tensor(DType::f32, {in}, 0.5f, 1.5f);
+      const Linear gl = g->prepare_linear(parts, bias, DType::bf16);
+      const Linear cl = cpu->prepare_linear(parts, bias, DType::bf16);
+      const Tensor gnorm = g->prepare_weight(norm, DType::f32);
+      const Tensor cnorm = cpu->prepare_weight(norm, DType::f32);
+      for (int64_t n : {1, 5, 8, 9, 16, 17, 32, 33, 40}) {
+        const Tensor x = bf16(rng, {n, in}, -3.0f, 3.0f);
+        const Tensor gx = g->from_host(x);
+        Tensor normed = g->empty(DType::bf16, {n, in});
+        Tensor pair_gate_up = poisoned(*g, DType::bf16, {n, 2 * f});
+        Tensor pair_out = poisoned(*g, DType::bf16, {n, f});
+        g->rms_norm_linear(gx, gnorm, 1e-5f, gl, normed, pair_gate_up);
+        g->swiglu(pair_gate_up, pair_out);
+        Tensor gate_up = poisoned(*g, DType::bf16, {n, 2 * f});
+        Tensor out = poisoned(*g, DType::bf16, {n, f});
+        g->rms_norm_linear_swiglu(gx, gnorm, 1e-5f, gl, normed, gate_up, out);
+        const Tensor fused = g->to_host(out);
+        EXPECT_TRUE(same_bits(fused, g->to_host(pair_out)))
+            << "f " << f << " in " << in << " n " << n << " bias " << with_bias;
+        Tensor cpu_normed = cpu->empty(DType::f32, {n, in});
+        Tensor cpu_gate_up = cpu->empty(DType::f32, {n, 2 * f});
+        Tensor cpu_out = cpu->empty(DType::f32, {n, f});
+        cpu->rms_norm_linear_swiglu(widen(x), cnorm, 1e-5f, cl, cpu_normed, cpu_gate_up, cpu_out);
+        EXPECT_LT(relative_error(fused, cpu_out), kBf16Tol) << "f " << f << " n " << n << " bias " << with_bias;
       }
     }
   }
 }
 
-// rms_norm_qkv_rope: the GEMV with the norm, RoPE and the K/V cache write
-// fused gives the bits of rms_norm_linear then rope_and_cache on the GPU: the
+// rms_norm_qkv_rope: the GEMV with RoPE and the K/V cache write fused gives the bits of rms_norm_linear then rope_and_cache on the GPU: the
 // same qkv (q and k rotated) and the same caches, every other cache row still
 // zero. Steps of 1 to 32 tokens (one, two and four x tiles): decode batches
 // at scattered positions (shuffled blocks) and a prompt; head_dim 64 and 128;
@@ -410,58 +402,55 @@ TEST_F(CudaOps, RmsNormQkvRopeIsRmsNormLinearThenRope) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Random rng(seed);
   std::mt19937 pick(static_cast<uint32_t>(seed));
-  for (bool fold : {false, true}) {
-    SCOPED_TRACE(fold ? "norm folded into the GEMV" : "rms_norm kernel, then the GEMV");
-    auto g = make_cuda_backend({.gemv_max_rows = 32, .fold_norm_into_gemv = fold});
-    struct Heads {
-      int32_t hq, hkv, d;
-    };
-    for (const Heads& h : {Heads{4, 2, 64}, Heads{8, 2, 128}, Heads{2, 2, 128}}) {
-      KvCacheShape shape;
-      shape.num_layers = 1;
-      shape.num_blocks = 160;
-      shape.block_size = 16;
-      shape.kv_heads = h.hkv;
-      shape.head_dim = h.d;
-      shape.dtype = DType::bf16;
-      AttentionParams p{h.hq, h.hkv, h.d, 1.0f / std::sqrt(static_cast<float>(h.d))};
-      const int64_t in = 256, width = static_cast<int64_t>(h.hq + 2 * h.hkv) * h.d;
-      const Linear w = g->prepare_linear({rng.tensor(DType::bf16, {width, in}, -0.1f, 0.1f)}, Tensor(), DType::bf16);
-      const Tensor norm = g->prepare_weight(rng.tensor(DType::f32, {in}, 0.5f, 1.5f), DType::f32);
-      std::vector<float> inv(static_cast<size_t>(h.d / 2));
-      for (size_t i = 0; i < inv.size(); ++i) inv[i] = std::pow(500000.0f, -2.0f * static_cast<float>(i) / h.d);
-      Tensor inv_host = Tensor::empty(DType::f32, {h.d / 2});
-      std::copy(inv.begin(), inv.end(), inv_host.data<float>());
-      RopeTables rope{g->from_host(inv_host)};
-      for (int32_t seqs : {1, 5, 16, 32, 0}) {  // 0: one prompt of 9 tokens
-        BatchBuilder bb(4);
-        std::vector<int32_t> free_blocks(static_cast<size_t>(shape.num_blocks));
-        std::iota(free_blocks.begin(), free_blocks.end(), 0);
-        std::shuffle(free_blocks.begin(), free_blocks.end(), pick);
-        size_t next = 0;
-        for (int32_t s = 0; s < std::max(seqs, 1); ++s) {
-          const int32_t cached = seqs == 0 ? 0 : static_cast<int32_t>(pick() % 60);
-          const int32_t tokens = seqs == 0 ? 9 : 1;
-          std::vector<int32_t> blocks;
-          for (int32_t b = 0; b * 16 < cached + tokens; ++b) blocks.push_back(free_blocks[next++]);
-          bb.add_sequence(std::vector<int32_t>(static_cast<size_t>(tokens), 1), cached, blocks);
-        }
-        const Batch batch = bb.build();
-        const int64_t n = batch.num_tokens();
-        KvCache fused_cache = g->create_kv_cache(shape), pair_cache = g->create_kv_cache(shape);
-        g->begin_step(batch, fused_cache);
-        const Tensor x = g->from_host(bf16(rng, {n, in}, -3.0f, 3.0f));
-        Tensor normed = g->empty(DType::bf16, {n, in});
-        Tensor pair_qkv = poisoned(*g, DType::bf16, {n, width});
-        g->rms_norm_linear(x, norm, 1e-5f, w, normed, pair_qkv);
-        g->rope_and_cache(pair_qkv, rope, p, pair_cache, 0);
-        Tensor fused_qkv = poisoned(*g, DType::bf16, {n, width});
-        g->rms_norm_qkv_rope(x, norm, 1e-5f, w, rope, p, fused_cache, 0, normed, fused_qkv);
-        SCOPED_TRACE(::testing::Message() << "Hq " << h.hq << " Hkv " << h.hkv << " D " << h.d << " tokens " << n);
-        EXPECT_TRUE(same_bits(g->to_host(fused_qkv), g->to_host(pair_qkv)));
-        EXPECT_TRUE(same_bits(g->to_host(fused_cache.k[0]), g->to_host(pair_cache.k[0])));
-        EXPECT_TRUE(same_bits(g->to_host(fused_cache.v[0]), g->to_host(pair_cache.v[0])));
+  auto g = make_cuda_backend({.gemv_max_rows = 32});
+  struct Heads {
+    int32_t hq, hkv, d;
+  };
+  for (const Heads& h : {Heads{4, 2, 64}, Heads{8, 2, 128}, Heads{2, 2, 128}}) {
+    KvCacheShape shape;
+    shape.num_layers = 1;
+    shape.num_blocks = 160;
+    shape.block_size = 16;
+    shape.kv_heads = h.hkv;
+    shape.head_dim = h.d;
+    shape.dtype = DType::bf16;
+    AttentionParams p{h.hq, h.hkv, h.d, 1.0f / std::sqrt(static_cast<float>(h.d))};
+    const int64_t in = 256, width = static_cast<int64_t>(h.hq + 2 * h.hkv) * h.d;
+    const Linear w = g->prepare_linear({rng.tensor(DType::bf16, {width, in}, -0.1f, 0.1f)}, Tensor(), DType::bf16);
+    const Tensor norm = g->prepare_weight(rng.tensor(DType::f32, {in}, 0.5f, 1.5f), DType::f32);
+    std::vector<float> inv(static_cast<size_t>(h.d / 2));
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] = std::pow(500000.0f, -2.0f * static_cast<float>(i) / h.d);
+    Tensor inv_host = Tensor::empty(DType::f32, {h.d / 2});
+    std::copy(inv.begin(), inv.end(), inv_host.data<float>());
+    RopeTables rope{g->from_host(inv_host)};
+    for (int32_t seqs : {1, 5, 16, 32, 0}) {  // 0: one prompt of 9 tokens
+      BatchBuilder bb(4);
+      std::vector<int32_t> free_blocks(static_cast<size_t>(shape.num_blocks));
+      std::iota(free_blocks.begin(), free_blocks.end(), 0);
+      std::shuffle(free_blocks.begin(), free_blocks.end(), pick);
+      size_t next = 0;
+      for (int32_t s = 0; s < std::max(seqs, 1); ++s) {
+        const int32_t cached = seqs == 0 ? 0 : static_cast<int32_t>(pick() % 60);
+        const int32_t tokens = seqs == 0 ? 9 : 1;
+        std::vector<int32_t> blocks;
+        for (int32_t b = 0; b * 16 < cached + tokens; ++b) blocks.push_back(free_blocks[next++]);
+        bb.add_sequence(std::vector<int32_t>(static_cast<size_t>(tokens), 1), cached, blocks);
       }
+      const Batch batch = bb.build();
+      const int64_t n = batch.num_tokens();
+      KvCache fused_cache = g->create_kv_cache(shape), pair_cache = g->create_kv_cache(shape);
+      g->begin_step(batch, fused_cache);
+      const Tensor x = g->from_host(bf16(rng, {n, in}, -3.0f, 3.0f));
+      Tensor normed = g->empty(DType::bf16, {n, in});
+      Tensor pair_qkv = poisoned(*g, DType::bf16, {n, width});
+      g->rms_norm_linear(x, norm, 1e-5f, w, normed, pair_qkv);
+      g->rope_and_cache(pair_qkv, rope, p, pair_cache, 0);
+      Tensor fused_qkv = poisoned(*g, DType::bf16, {n, width});
+      g->rms_norm_qkv_rope(x, norm, 1e-5f, w, rope, p, fused_cache, 0, normed, fused_qkv);
+      SCOPED_TRACE(::testing::Message() << "Hq " << h.hq << " Hkv " << h.hkv << " D " << h.d << " tokens " << n);
+      EXPECT_TRUE(same_bits(g->to_host(fused_qkv), g->to_host(pair_qkv)));
+      EXPECT_TRUE(same_bits(g->to_host(fused_cache.k[0]), g->to_host(pair_cache.k[0])));
+      EXPECT_TRUE(same_bits(g->to_host(fused_cache.v[0]), g->to_host(pair_cache.v[0])));
     }
   }
 }

@@ -85,33 +85,24 @@ const float* check_linear(const Tensor& x, const Linear& w, const Tensor& out, c
   return w.bias.data<float>();
 }
 
-// The skinny GEMV's arguments for x W^T + b over n rows, with the norm of x
-// folded in when norm_bf16 is not null.
-cuda::SkinnyGemm skinny_gemm_args(const void* x, int64_t n, const Linear& w, const float* bias, Tensor& out,
-                                  const void* norm_bf16, float eps, cuda::SkinnyEpilogue epilogue) {
-  cuda::SkinnyGemm g;
-  g.x = x;
-  g.n = n;
-  g.w = w.parts.front().raw();
-  g.bias = bias;
-  g.out = out.raw();
-  g.out_dtype = out.dtype();
-  g.out_features = w.out_features;
-  g.in_features = w.in_features;
-  g.norm_weight = norm_bf16;
-  g.eps = eps;
-  g.epilogue = epilogue;
-  return g;
+// The skinny GEMV's arguments for x W^T + b over x's rows.
+cuda::SkinnyGemm skinny_gemm_args(const Tensor& x, const Linear& w, const float* bias, Tensor& out,
+                                  cuda::SkinnyEpilogue epilogue) {
+  return {.x = x.raw(),
+          .n = x.size(0),
+          .w = w.parts.front().raw(),
+          .bias = bias,
+          .out = out.raw(),
+          .out_dtype = out.dtype(),
+          .out_features = w.out_features,
+          .in_features = w.in_features,
+          .epilogue = epilogue};
 }
 
-// FLINT_CUDA_FUSE, for A/B runs, overrides the options' fusion choices:
-// "0" none, "rope" RoPE + cache write only, "all" the norm folded in too.
+// FLINT_CUDA_FUSE=0, for A/B runs, turns the options' RoPE fusion off.
 void apply_fusion_env(CudaBackendOptions& o) {
   const char* v = std::getenv("FLINT_CUDA_FUSE");
-  if (v == nullptr) return;
-  const std::string_view s(v);
-  o.fold_norm_into_gemv = s == "all";
-  o.rope_into_gemv = s == "all" || s == "rope";
+  if (v != nullptr && (std::string_view(v) == "0" || std::string_view(v) == "off")) o.rope_into_gemv = false;
 }
 
 class CudaBackend final : public Backend {
@@ -123,7 +114,6 @@ class CudaBackend final : public Backend {
         rows_upload_(context_),
         sample_upload_(context_),
         graph_mode_(options.graphs),
-        fold_norm_(options.fold_norm_into_gemv),
         rope_in_gemv_(options.rope_into_gemv) {
     FLINT_CHECK(options.gemv_max_rows >= 0 && options.gemv_max_rows <= cuda::kSkinnyMaxRows,
                 "gemv_max_rows must be in [0, {}], got {}", cuda::kSkinnyMaxRows, options.gemv_max_rows);
@@ -159,12 +149,9 @@ class CudaBackend final : public Backend {
     (void)compute_dtype;
     check_weight_source(src, "prepare_weight");
     const DType target = src.dim() <= 1 ? DType::f32 : DType::bf16;
-    Tensor out = src;
-    if (!(src.device() == Device::cuda && src.is_contiguous() && src.dtype() == target)) {
-      out = device_tensor(target, src.shape());
-      copy_converted(src, out.raw(), target);
-    }
-    if (out.dim() <= 1) keep_bf16_copy(out);
+    if (src.device() == Device::cuda && src.is_contiguous() && src.dtype() == target) return src;
+    Tensor out = device_tensor(target, src.shape());
+    copy_converted(src, out.raw(), target);
     FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));  // load time; the source may go away now
     return out;
   }
@@ -397,22 +384,7 @@ class CudaBackend final : public Backend {
                 w.in_features, /*accumulate=*/true);
   }
 
-  // Decode-sized batches: the weight-streaming GEMV, after the rms_norm
-  // kernel or with the norm folded in (gemv_input); larger ones rms_norm, then the GEMM.
-  void rms_norm_linear(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& w, Tensor& normed,
-                       Tensor& out) override {
-    const float* bias = check_linear(x, w, out, "rms_norm_linear");
-    check_device(norm_weight, DType::f32, {w.in_features}, "rms_norm_linear", "norm weight");
-    if (!linear_.streams(x.raw(), x.size(0), w.parts.front().raw(), w.in_features)) {
-      Backend::rms_norm_linear(x, norm_weight, eps, w, normed, out);
-      return;
-    }
-    const auto [in, norm_bf16] = gemv_input(x, norm_weight, eps, normed);
-    cuda::launch_skinny_gemm(
-        skinny_gemm_args(in, x.size(0), w, bias, out, norm_bf16, eps, cuda::SkinnyEpilogue::store), stream());
-  }
-
-  // Decode-sized batches: the GEMV writes silu(gate) * up.
+  // Decode-sized batches: rms_norm, then one GEMV that writes silu(gate) * up.
   void rms_norm_linear_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& gate_up,
                               Tensor& normed, Tensor& gate_up_out, Tensor& out) override {
     const float* bias = check_linear(x, gate_up, gate_up_out, "rms_norm_linear_swiglu");
@@ -425,8 +397,8 @@ class CudaBackend final : public Backend {
       Backend::rms_norm_linear_swiglu(x, norm_weight, eps, gate_up, normed, gate_up_out, out);
       return;
     }
-    const auto [in, norm_bf16] = gemv_input(x, norm_weight, eps, normed);
-    cuda::SkinnyGemm g = skinny_gemm_args(in, n, gate_up, bias, out, norm_bf16, eps, cuda::SkinnyEpilogue::swiglu);
+    rms_norm(x, norm_weight, eps, normed);
+    cuda::SkinnyGemm g = skinny_gemm_args(normed, gate_up, bias, out, cuda::SkinnyEpilogue::swiglu);
     g.out_features = f;
     cuda::launch_skinny_gemm(g, stream());
   }
@@ -440,7 +412,7 @@ class CudaBackend final : public Backend {
                                 cache.k[l].raw(), cache.v[l].raw(), stream());
   }
 
-  // Decode-sized steps: one weight-streaming kernel norms x, projects it,
+  // Decode-sized steps: rms_norm, then one weight-streaming kernel projects,
   // rotates q and k and writes k and v to the cache (cuda_gemv_kernels.cu).
   void rms_norm_qkv_rope(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& qkv_weight,
                          const RopeTables& rope, const AttentionParams& p, KvCache& cache, int32_t layer,
@@ -463,9 +435,8 @@ class CudaBackend final : public Backend {
       rope_table_serial_ = step_serial_;
       rope_table_freq_ = rope.inv_freq.raw();
     }
-    const auto [in, norm_bf16] = gemv_input(x, norm_weight, eps, normed);
-    cuda::SkinnyGemm g =
-        skinny_gemm_args(in, x.size(0), qkv_weight, bias, qkv, norm_bf16, eps, cuda::SkinnyEpilogue::rope_cache);
+    rms_norm(x, norm_weight, eps, normed);
+    cuda::SkinnyGemm g = skinny_gemm_args(normed, qkv_weight, bias, qkv, cuda::SkinnyEpilogue::rope_cache);
     const auto l = static_cast<size_t>(layer);
     g.rope.table = rope_table_.data<float>();
     g.rope.step = step_;
@@ -726,33 +697,6 @@ class CudaBackend final : public Backend {
 
   void require_step(const char* op) const { FLINT_CHECK(have_step_, "{}: begin_step() must be called first", op); }
 
-  // 1-D weights (norms, biases) get a bf16 copy beside their f32 one: the
-  // GEMV's folded norm multiplies bf16 pairs. Keyed by address, valid while
-  // the f32 tensor's storage lives.
-  void keep_bf16_copy(const Tensor& w) {
-    Tensor copy = device_tensor(DType::bf16, w.shape());
-    cuda::launch_convert(w.raw(), DType::f32, copy.raw(), DType::bf16, static_cast<uint64_t>(w.numel()), stream());
-    bf16_copies_[w.raw()] = Bf16Copy{w.storage(), w.numel(), std::move(copy)};
-  }
-  // The skinny GEMV's input for rms_norm(x) * norm_weight: x with the norm
-  // folded in (fold_norm_, where the weight has its bf16 copy), else
-  // `normed`, written by the rms_norm kernel. Returns (input, bf16 norm or null).
-  std::pair<const void*, const void*> gemv_input(const Tensor& x, const Tensor& norm_weight, float eps,
-                                                 Tensor& normed) {
-    if (fold_norm_)
-      if (const void* norm_bf16 = bf16_copy_of(norm_weight)) return {x.raw(), norm_bf16};
-    rms_norm(x, norm_weight, eps, normed);
-    return {normed.raw(), nullptr};
-  }
-
-  // The bf16 copy of a weight prepare_weight made, or null.
-  const void* bf16_copy_of(const Tensor& w) const {
-    auto it = bf16_copies_.find(w.raw());
-    if (it == bf16_copies_.end() || it->second.of.lock() != w.storage() || it->second.numel != w.numel())
-      return nullptr;
-    return it->second.bf16.raw();
-  }
-
   cuda::AttentionShape attention_shape(const AttentionParams& p) const {
     cuda::AttentionShape s;
     s.num_heads = p.num_heads;
@@ -801,14 +745,7 @@ class CudaBackend final : public Backend {
   Tensor graph_workspace_;          // the attention workspace of the graph being recorded
   int64_t recorded_vocab_ = 0;      // the embedding table's rows, seen by the last embedding()
   std::map<GraphKey, StepGraph> graphs_;
-  bool fold_norm_;     // CudaBackendOptions::fold_norm_into_gemv
   bool rope_in_gemv_;  // CudaBackendOptions::rope_into_gemv
-  struct Bf16Copy {
-    std::weak_ptr<Storage> of;
-    int64_t numel = 0;
-    Tensor bf16;
-  };
-  std::map<const void*, Bf16Copy> bf16_copies_;
   // The step's RoPE cos/sin table (launch_rope_table), made by the first fused
   // q/k/v GEMV of a step for the inv_freq it was given.
   uint64_t step_serial_ = 0;

@@ -47,11 +47,8 @@ struct CudaBackendOptions {
   int32_t gemv_max_rows = 16;
   CudaGraphMode graphs = cuda_graph_mode_from_env();
   // Decode-sized steps (rows <= gemv_max_rows): RoPE and the K/V cache write
-  // in the q/k/v GEMV's epilogue; the RMSNorm folded into the GEMVs that
-  // follow it instead of its own kernel (measured slower on the H100: off;
-  // docs/PERF.md). FLINT_CUDA_FUSE=0|rope|all overrides both (make_cuda_backend).
+  // in the q/k/v GEMV's epilogue. FLINT_CUDA_FUSE=0 turns it off (make_cuda_backend).
   bool rope_into_gemv = true;
-  bool fold_norm_into_gemv = false;
 };
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options = {});
 DeviceCeilings measure_cuda_ceilings();

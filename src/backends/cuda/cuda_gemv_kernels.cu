@@ -19,14 +19,7 @@
 //   no shared-memory staging, no bf16 -> f32 conversions.
 // x (a few KB to 64 KB) is read through L1 (__ldg) and stays there; weights
 // bypass L1 so they do not evict it.
-// Fusions, so that a decode step has no kernels between its GEMVs but rope
-// and attention (docs/CUDA.md):
-// - RMSNorm of x (kNorm): out = rinv * (W . bf16(x * norm_w)), rinv the
-//   row's 1 / sqrt(mean(x^2) + eps). Each lane sums the squares of the x
-//   values it loads anyway, and the CTA meets them in the epilogue, so the
-//   norm costs no pass of its own; the scale comes after the dot product
-//   instead of before it (bf16(x * w) is rounded where bf16(x * rinv * w)
-//   was: the same relative error, 2^-9).
+// Epilogue fusions (docs/CUDA.md):
 // - Residual add (Epilogue::accumulate): out = bf16(out + acc + bias), one
 //   rounding, the CTA that owns an output element being the only one to read
 //   and write it.
@@ -110,37 +103,6 @@ __device__ __forceinline__ void load_x(Chunk<kNt, kU>& ch, int c, int t, int k8,
   }
 }
 
-__device__ __forceinline__ uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
-  const __nv_bfloat162 p = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a),
-                                   *reinterpret_cast<const __nv_bfloat162*>(&b));
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
-// kNorm: x *= norm_w in place (bf16 pairs: the exact product, rounded once),
-// after adding the squares of the raw x to ss (per x tile). Lanes past k
-// hold zeros and add nothing. Few registers: the loop around it keeps the
-// next chunk's loads in flight.
-template <int kNt, int kU>
-__device__ __forceinline__ void scale_x(Chunk<kNt, kU>& ch, int c, int t, int k8, const uint4* __restrict__ norm_w,
-                                        float (&ss)[kNt]) {
-#pragma unroll
-  for (int j = 0; j < kU; ++j) {
-    const int idx = c * 4 * kU + 4 * j + t;
-    if (idx >= k8) continue;
-    const uint4 w = __ldg(norm_w + idx);
-#pragma unroll
-    for (int nt = 0; nt < kNt; ++nt) {
-      uint4& xv = ch.x[nt][j];
-      for (const uint32_t pair : {xv.x, xv.y, xv.z, xv.w}) {
-        const float lo = bf16_lo(pair), hi = bf16_hi(pair);
-        ss[nt] = fmaf(lo, lo, ss[nt]);
-        ss[nt] = fmaf(hi, hi, ss[nt]);
-      }
-      xv = make_uint4(mul_bf16x2(xv.x, w.x), mul_bf16x2(xv.y, w.y), mul_bf16x2(xv.z, w.z), mul_bf16x2(xv.w, w.w));
-    }
-  }
-}
-
 template <int kNt, int kU>
 __device__ __forceinline__ void mma_chunk(const Chunk<kNt, kU>& ch, float (&acc)[kNt][4]) {
 #pragma unroll
@@ -175,12 +137,11 @@ __device__ __forceinline__ float load_out(const OutT* p) {
 // Epilogue::rope_cache: o_rows = (Hq + 2 Hkv) D, out bf16 [n, o_rows]; CTA
 //   j takes rows i .. i + 7 and i + D/2 .. i + D/2 + 7 of head j / (D / 16),
 //   i = 8 (j % (D / 16)); grid.x = o_rows / 16.
-// kNorm: norm_w [k] bf16 (16-byte aligned), eps: x is RMS-normed on the fly (top of file).
-template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi, bool kNorm>
+template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     skinny_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
                        const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k,
-                       const uint4* __restrict__ norm_w, float eps, const SkinnyRope rope) {
+                       const SkinnyRope rope) {
   constexpr bool kSwiglu = kEpi == SkinnyEpilogue::swiglu, kRope = kEpi == SkinnyEpilogue::rope_cache;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
@@ -210,7 +171,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   }
 
   float acc[kNt][4] = {};
-  float ss[kNt] = {};  // kNorm: this lane's part of sum(x^2) of x row nt * 8 + g
   Chunk<kNt, kU> cur;
   // Weights are read-only during steps: the first chunk's loads go out while
   // the kernel that writes x may still run (programmatic launch, cuda_launch.cuh).
@@ -221,7 +181,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   // asynchronously so that no register waits on it).
   __shared__ int64_t rope_slot[kRope ? kNt * 8 : 1];
   __shared__ __align__(16) float rope_cs[kRope ? kNt * 8 : 1][2][8];
-  __shared__ int rope_head;  // the CTA's head, for the epilogue (a register less through the main loop)
+  __shared__ int rope_head;  // the CTA's head, for the epilogue: one register less through the main loop
   if constexpr (kRope) {
     const int head = static_cast<int>(blockIdx.x) / (rope.shape.head_dim / 16);
     if (threadIdx.x == 0) rope_head = head;
@@ -252,104 +212,75 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     Chunk<kNt, kU> next;
     load_weights(next, c + kWarps, t, k8, wa, ok_a, wb, ok_b);
     load_x(next, c + kWarps, t, k8, xs, ok_x);
-    if constexpr (kNorm) scale_x(cur, c, t, k8, norm_w, ss);
     mma_chunk(cur, acc);
     cur = next;
   }
 
   // acc[nt][r] of lane (g, t) is out row (o0 + g + 8 * (r >= 2)), x row (8 nt + 2 t + r % 2).
   __shared__ float partial[kWarps][kNt * 4][32];
-  __shared__ float row_ss[kNorm ? kWarps : 1][kNt * 8];
 #pragma unroll
   for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
     for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
-  if constexpr (kNorm) {
-#pragma unroll
-    for (int nt = 0; nt < kNt; ++nt) {
-      float s = ss[nt];
-      s += __shfl_xor_sync(0xFFFFFFFFu, s, 1);
-      s += __shfl_xor_sync(0xFFFFFFFFu, s, 2);
-      if (t == 0) row_ss[warp][nt * 8 + g] = s;
-    }
-  }
   if constexpr (kRope) cp_async_wait<0>();
   __syncthreads();
-  // The scale of x row `col`: rms_norm's 1 / sqrt(mean(x^2) + eps), or 1.
-  auto row_scale = [&](int col) {
-    if constexpr (!kNorm) {
-      return 1.0f;
-    } else {
-      float s = 0.0f;
+  // swiglu and rope_cache pair each of the CTA's first 8 rows (a) with one
+  // of its last 8 (b): entry (q, l) with q % 4 < 2 is row a = o0 + l / 4 for
+  // x row col, entry (q + 2, l) its row b. Entry i of kNt * 64 gives both sums.
+  struct Pair {
+    float a, b;
+    int j, col;  // row a is the CTA's j-th of 8
+  };
+  auto pair_at = [&](int i) {
+    const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
+    Pair p{0.0f, 0.0f, l / 4, (q / 4) * 8 + 2 * (l % 4) + (q & 1)};
 #pragma unroll
-      for (int v = 0; v < kWarps; ++v) s += row_ss[v][col];
-      return 1.0f / sqrtf(s / static_cast<float>(k) + eps);
+    for (int v = 0; v < kWarps; ++v) {
+      p.a += partial[v][q][l];
+      p.b += partial[v][q + 2][l];
     }
+    return p;
   };
   if constexpr (kRope) {
-    // As for swiglu below: entry (q, l) with q % 4 < 2 is row a = o0 + l / 4,
-    // entry (q + 2, l) its partner b = a + D/2. (The CTA's rows come from
-    // shared memory rather than being kept live through the main loop.)
     const int half = rope.shape.head_dim / 2;
-    const int head = rope_head;
-    const int row0 = head * 2 * half + (static_cast<int>(blockIdx.x) - head * (half / 8)) * 8;
+    const int head = rope_head, i0 = (static_cast<int>(blockIdx.x) - head * (half / 8)) * 8;
     const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads;
     auto* cache = reinterpret_cast<__nv_bfloat16*>(head < hq + hkv ? rope.k_cache : rope.v_cache);
     for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
-      const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
-      float va = 0.0f, vb = 0.0f;
-#pragma unroll
-      for (int v = 0; v < kWarps; ++v) {
-        va += partial[v][q][l];
-        vb += partial[v][q + 2][l];
-      }
-      const int j = l / 4, ra = row0 + j, rb = ra + half;
-      const int col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
-      if (col >= n) continue;
-      const float scale = row_scale(col);
-      va *= scale;
-      vb *= scale;
+      Pair p = pair_at(i);
+      if (p.col >= n) continue;
+      const int ra = head * 2 * half + i0 + p.j, rb = ra + half;
       if (bias) {
-        va += bias[ra];
-        vb += bias[rb];
+        p.a += bias[ra];
+        p.b += bias[rb];
       }
       // The linear's bf16 output, then launch_rope_and_cache's arithmetic.
-      float ya = round_bf16(va), yb = round_bf16(vb);
+      float ya = round_bf16(p.a), yb = round_bf16(p.b);
       if (head < hq + hkv) {
-        const float x0 = ya, x1 = yb, c = rope_cs[col][0][j], s = rope_cs[col][1][j];
+        const float x0 = ya, x1 = yb, c = rope_cs[p.col][0][p.j], s = rope_cs[p.col][1][p.j];
         ya = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
         yb = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
       }
       const __nv_bfloat16 ba = __float2bfloat16_rn(ya), bb = __float2bfloat16_rn(yb);
-      out[static_cast<int64_t>(col) * o_rows + ra] = ba;
-      out[static_cast<int64_t>(col) * o_rows + rb] = bb;
+      out[static_cast<int64_t>(p.col) * o_rows + ra] = ba;
+      out[static_cast<int64_t>(p.col) * o_rows + rb] = bb;
       if (head >= hq) {
-        __nv_bfloat16* slot = cache + rope_slot[col] + (row0 - head * 2 * half);
-        slot[j] = ba;
-        slot[j + half] = bb;
+        __nv_bfloat16* slot = cache + rope_slot[p.col] + i0;
+        slot[p.j] = ba;
+        slot[p.j + half] = bb;
       }
     }
   } else if constexpr (kSwiglu) {
-    // Entry (q, l) with q % 4 < 2 is gate row o0 + l / 4; entry (q + 2, l) is its up row.
+    // Row a is a gate row, row b its up row.
     for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
-      const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
-      float gate = 0.0f, up = 0.0f;
-#pragma unroll
-      for (int v = 0; v < kWarps; ++v) {
-        gate += partial[v][q][l];
-        up += partial[v][q + 2][l];
-      }
-      const int row = o0 + l / 4;
-      const int col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
-      if (row < o_rows && col < n) {
-        const float scale = row_scale(col);
-        gate *= scale;
-        up *= scale;
+      Pair p = pair_at(i);
+      const int row = o0 + p.j;
+      if (row < o_rows && p.col < n) {
         if (bias) {
-          gate += bias[row];
-          up += bias[o_rows + row];
+          p.a += bias[row];
+          p.b += bias[o_rows + row];
         }
-        store_out(out + static_cast<int64_t>(col) * o_rows + row, silu_mul(round_bf16(gate), round_bf16(up)));
+        store_out(out + static_cast<int64_t>(p.col) * o_rows + row, silu_mul(round_bf16(p.a), round_bf16(p.b)));
       }
     }
   } else {
@@ -362,7 +293,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       const int row = o0 + l / 4 + (r >= 2 ? 8 : 0);
       const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
       if (row < o_rows && col < n) {
-        s *= row_scale(col);
         if (bias) s += bias[row];
         OutT* p = out + static_cast<int64_t>(col) * o_rows + row;
         if constexpr (kEpi == SkinnyEpilogue::accumulate) s += load_out(p);
@@ -372,22 +302,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   }
 }
 
-template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi, bool kNorm>
+template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
 void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
   const int tile = kEpi == SkinnyEpilogue::swiglu ? 8 : 16;
   const auto blocks = static_cast<unsigned>((g.out_features + tile - 1) / tile);
-  launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi, kNorm>, blocks, kWarps * 32, 0, stream,
+  launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi>, blocks, kWarps * 32, 0, stream,
                 static_cast<const uint16_t*>(g.x), static_cast<int>(g.n), static_cast<const uint16_t*>(g.w), g.bias,
-                static_cast<OutT*>(g.out), static_cast<int>(g.out_features), static_cast<int>(g.in_features),
-                static_cast<const uint4*>(g.norm_weight), g.eps, g.rope);
-}
-
-template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
-void launch_norm_or_not(const SkinnyGemm& g, cudaStream_t stream) {
-  if (g.norm_weight)
-    launch_tiles<kNt, kU, OutT, kEpi, true>(g, stream);
-  else
-    launch_tiles<kNt, kU, OutT, kEpi, false>(g, stream);
+                static_cast<OutT*>(g.out), static_cast<int>(g.out_features), static_cast<int>(g.in_features), g.rope);
 }
 
 template <int kNt, int kU>
@@ -396,21 +317,21 @@ void launch_skinny(const SkinnyGemm& g, cudaStream_t stream) {
   switch (g.epilogue) {
     case SkinnyEpilogue::store:
       if (f32)
-        launch_norm_or_not<kNt, kU, float, SkinnyEpilogue::store>(g, stream);
+        launch_tiles<kNt, kU, float, SkinnyEpilogue::store>(g, stream);
       else
-        launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::store>(g, stream);
+        launch_tiles<kNt, kU, __nv_bfloat16, SkinnyEpilogue::store>(g, stream);
       return;
     case SkinnyEpilogue::accumulate:
       if (f32)
-        launch_norm_or_not<kNt, kU, float, SkinnyEpilogue::accumulate>(g, stream);
+        launch_tiles<kNt, kU, float, SkinnyEpilogue::accumulate>(g, stream);
       else
-        launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::accumulate>(g, stream);
+        launch_tiles<kNt, kU, __nv_bfloat16, SkinnyEpilogue::accumulate>(g, stream);
       return;
     case SkinnyEpilogue::swiglu:
-      launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::swiglu>(g, stream);
+      launch_tiles<kNt, kU, __nv_bfloat16, SkinnyEpilogue::swiglu>(g, stream);
       return;
     case SkinnyEpilogue::rope_cache:
-      launch_norm_or_not<kNt, kU, __nv_bfloat16, SkinnyEpilogue::rope_cache>(g, stream);
+      launch_tiles<kNt, kU, __nv_bfloat16, SkinnyEpilogue::rope_cache>(g, stream);
       return;
   }
 }

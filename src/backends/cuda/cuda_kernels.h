@@ -63,8 +63,7 @@ struct SkinnyRope {
   void* k_cache = nullptr;           // one layer's [num_blocks, Hkv, block_size, D] bf16
   void* v_cache = nullptr;
 };
-// y = x' W^T + bias with x' = x, or, with norm_weight, rms_norm(x) * norm_weight
-// folded in (cuda_gemv_kernels.cu: the scale is applied to the dot product).
+// y = x W^T + bias, then the epilogue.
 struct SkinnyGemm {
   const void* x = nullptr;  // [n, in_features] bf16
   int64_t n = 0;
@@ -74,8 +73,6 @@ struct SkinnyGemm {
   DType out_dtype = DType::bf16;
   int64_t out_features = 0;
   int64_t in_features = 0;
-  const void* norm_weight = nullptr;  // [in_features] bf16, 16-byte aligned, or null
-  float eps = 0.0f;
   SkinnyEpilogue epilogue = SkinnyEpilogue::store;
   SkinnyRope rope;  // rope_cache only
 };

@@ -54,17 +54,16 @@ void LinearRunner::run(const void* x, int64_t n, const void* w, const float* bia
                        int64_t out_features, int64_t in_features, bool accumulate) {
   if (n == 0 || out_features == 0) return;
   if (streams(x, n, w, in_features)) {
-    SkinnyGemm g;
-    g.x = x;
-    g.n = n;
-    g.w = w;
-    g.bias = bias;
-    g.out = out;
-    g.out_dtype = out_dtype;
-    g.out_features = out_features;
-    g.in_features = in_features;
-    g.epilogue = accumulate ? SkinnyEpilogue::accumulate : SkinnyEpilogue::store;
-    launch_skinny_gemm(g, stream_);
+    launch_skinny_gemm({.x = x,
+                        .n = n,
+                        .w = w,
+                        .bias = bias,
+                        .out = out,
+                        .out_dtype = out_dtype,
+                        .out_features = out_features,
+                        .in_features = in_features,
+                        .epilogue = accumulate ? SkinnyEpilogue::accumulate : SkinnyEpilogue::store},
+                       stream_);
     return;
   }
   if (run_cublaslt(x, n, w, out, out_dtype, out_features, in_features, accumulate)) {
