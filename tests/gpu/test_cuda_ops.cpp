@@ -357,7 +357,8 @@ TEST_F(CudaOps, RmsNormLinearMatchesCpu) {
 TEST_F(CudaOps, RmsNormLinearSwigluIsRmsNormLinearThenSwiglu) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Random rng(seed);
-  const std::pair<int64_t, int64_t> shapes[] = {{172, 64}, {256, 512}, {1024, 4096}};
+  // 2048 x 1024: 256 tiles, more than the SMs (a persistent CTA takes several).
+  const std::pair<int64_t, int64_t> shapes[] = {{172, 64}, {256, 512}, {1024, 4096}, {2048, 1024}};
   auto g = make_cuda_backend({.gemv_max_rows = 32});
   for (const auto& [f, in] : shapes) {
     for (bool with_bias : {false, true}) {
@@ -406,7 +407,8 @@ TEST_F(CudaOps, RmsNormQkvRopeIsRmsNormLinearThenRope) {
   struct Heads {
     int32_t hq, hkv, d;
   };
-  for (const Heads& h : {Heads{4, 2, 64}, Heads{8, 2, 128}, Heads{2, 2, 128}}) {
+  // 32 / 8 / 128 (8B): 384 tiles, more than the SMs.
+  for (const Heads& h : {Heads{4, 2, 64}, Heads{8, 2, 128}, Heads{2, 2, 128}, Heads{32, 8, 128}}) {
     KvCacheShape shape;
     shape.num_layers = 1;
     shape.num_blocks = 160;

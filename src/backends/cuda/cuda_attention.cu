@@ -40,6 +40,7 @@
 
 #include "backends/cuda/cuda_attention.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_launch.cuh"
 #include "backends/cuda/cuda_mma.cuh"
 
@@ -66,6 +67,10 @@ struct FlashArgs {
   int tiles_per_seq;  // > 0: tile t is sequence t / tiles_per_seq's; 0: found by a scan
   int tiles_per_split, num_splits;
   float scale_log2;  // softmax scale * log2(e)
+  // combine_splits_kernel lets the next kernel launch before it waits: set
+  // when that kernel (the o projection of these tokens) is the pipelined GEMV
+  // (docs/CUDA.md, "Programmatic launch").
+  bool combine_triggers_early;
 };
 
 // Finds which sequence the CTA's tile belongs to, tiles(s) = ceil(n_s g / M)
@@ -374,8 +379,9 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 // position; each of them saw at least key 0 of its range unmasked.
 template <typename T, int D>
 __global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const FlashArgs a) {
+  if (a.combine_triggers_early) allow_next_grid();
   wait_for_previous_grid();
-  allow_next_grid();
+  if (!a.combine_triggers_early) allow_next_grid();
   using H = Half16<T>;
   constexpr int kPer = D / 32;
   const int item = blockIdx.x * kReduceWarps + (threadIdx.x >> 5);
@@ -405,13 +411,6 @@ __global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const
   char msg[200];
   std::snprintf(msg, sizeof msg, "launch_attention: %s (got %lld)", what, value);
   throw_cuda_error(cudaErrorInvalidValue, msg, file, line);
-}
-
-int multiprocessor_count() {
-  int device = 0, count = 0;
-  FLINT_CUDA_CHECK(cudaGetDevice(&device));
-  FLINT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return count;
 }
 
 // The launch, from shapes and step sizes only.
@@ -525,6 +524,7 @@ void launch_attention(const void* qkv, DType dtype, const StepArrays& step, cons
   args.query_starts = step.query_starts;
   args.block_tables = step.block_tables;
   args.num_tokens = step.num_tokens;
+  args.combine_triggers_early = plan.decode && skinny_gemm_pipelined(step.num_tokens);
   args.num_seqs = step.num_seqs;
   args.max_blocks_per_seq = step.max_blocks_per_seq;
   args.num_heads = shape.num_heads;

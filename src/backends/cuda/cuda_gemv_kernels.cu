@@ -1,6 +1,10 @@
 // Linear layers for a few rows of x (decode): out[n, o] = x[n, :] . w[o, :] + bias[o].
 //
-// Decode reads every weight once per step, so the kernel is a weight stream:
+// Decode reads every weight once per step, so the kernels are weight streams.
+// Two of them share the tile layout, the fragment permutation and the
+// epilogues: the pipelined kernel (sm_90, up to 8 rows: weights through a
+// ring of shared-memory stages filled by bulk asynchronous copies, further
+// below) and the register kernel (any GPU, up to 32 rows), described here:
 // - A CTA owns 16 output rows (one m16 tile) over the whole of K; its 8 warps
 //   split K into chunks (warp w takes chunks w, w + 8, ...) and meet once, at
 //   the end, in a shared-memory reduction (deterministic order).
@@ -32,6 +36,8 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 
 #include "backends/cuda/cuda_bf16.cuh"
 #include "backends/cuda/cuda_check.h"
@@ -125,43 +131,146 @@ __device__ __forceinline__ float load_out(const OutT* p) {
     return __bfloat162float(*p);
 }
 
-// Epilogue::store / accumulate:
-//   x: [n, k] bf16, n <= 8 * kNt; w: [o_rows, k] bf16; k % 8 == 0; both 16-byte aligned
-//   out: [n, o_rows] (accumulate: read, added to, written); grid.x = ceil(o_rows / 16);
-//   blockDim.x = 32 * kWarps
-// Epilogue::swiglu: w is [2 o_rows, k], gate rows then up rows (bias likewise);
-//   a CTA takes 8 gate rows as its first 8 and the 8 matching up rows as its
-//   last 8, and writes out[:, o] = silu(bf16(gate)) * bf16(up) (bf16, [n,
-//   o_rows]): bit for bit the store kernel + swiglu (same sums, same roundings),
-//   without the [n, 2 o_rows] intermediate and its kernel. grid.x = ceil(o_rows / 8).
-// Epilogue::rope_cache: o_rows = (Hq + 2 Hkv) D, out bf16 [n, o_rows]; CTA
-//   j takes rows i .. i + 7 and i + D/2 .. i + D/2 + 7 of head j / (D / 16),
-//   i = 8 (j % (D / 16)); grid.x = o_rows / 16.
+// The weight row that slot r (0..15) of tile `tile` holds: slots 0-7 are the
+// A-fragment rows g, slots 8-15 the rows g + 8.
+// - store, accumulate: rows 16 tile .. 16 tile + 15;
+// - swiglu: gate rows 8 tile + r and their up rows o_rows + 8 tile + r;
+// - rope_cache: 8 rows of the first half of a head and their partners D/2
+//   further (rotate_half's pairs): tile j is head j / (D / 16), rows
+//   i .. i + 7 and i + D/2 .. i + D/2 + 7 of it, i = 8 (j % (D / 16)).
+template <SkinnyEpilogue kEpi>
+__device__ __forceinline__ int tile_row(int tile, int r, int head_dim, int o_rows) {
+  if constexpr (kEpi == SkinnyEpilogue::rope_cache) {
+    const int half = head_dim / 2;
+    return tile / (half / 8) * 2 * half + tile % (half / 8) * 8 + (r & 7) + (r >= 8 ? half : 0);
+  } else if constexpr (kEpi == SkinnyEpilogue::swiglu) {
+    return (r >= 8 ? o_rows : 0) + tile * 8 + (r & 7);
+  } else {
+    return tile * 16 + r;
+  }
+}
+
+// Whether slot r of the tile is a row of the output (the last tile may be partial).
+template <SkinnyEpilogue kEpi>
+__device__ __forceinline__ bool tile_row_exists(int tile, int r, int o_rows) {
+  if constexpr (kEpi == SkinnyEpilogue::rope_cache)
+    return true;
+  else if constexpr (kEpi == SkinnyEpilogue::swiglu)
+    return tile * 8 + (r & 7) < o_rows;
+  else
+    return tile * 16 + r < o_rows;
+}
+
+template <int kTiles>
+using Partials = float[kWarps][kTiles * 4][32];
+
+// swiglu and rope_cache pair each of the tile's first 8 rows (a) with one of
+// its last 8 (b): entry (q, l) with q % 4 < 2 is slot j = l / 4 for x row
+// col, entry (q + 2, l) its partner slot j + 8.
+template <int kNt, typename OutT, SkinnyEpilogue kEpi>
+__device__ __forceinline__ void write_pairs(const Partials<kNt>& partial, int tile, int tid, int nthreads, int n,
+                                            const float* __restrict__ bias, OutT* __restrict__ out, int o_rows,
+                                            const SkinnyRope& rope) {
+  for (int i = tid; i < kNt * 2 * 32; i += nthreads) {
+    const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
+    const int j = l / 4, col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
+    if (col >= n || !tile_row_exists<kEpi>(tile, j, o_rows)) continue;
+    float a = 0.0f, b = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kWarps; ++v) {
+      a += partial[v][q][l];
+      b += partial[v][q + 2][l];
+    }
+    const int ra = tile_row<kEpi>(tile, j, rope.shape.head_dim, o_rows);
+    const int rb = tile_row<kEpi>(tile, j + 8, rope.shape.head_dim, o_rows);
+    if (bias) {
+      a += bias[ra];
+      b += bias[rb];
+    }
+    if constexpr (kEpi == SkinnyEpilogue::swiglu) {
+      // Row a is a gate row, row b its up row.
+      store_out(out + static_cast<int64_t>(col) * o_rows + ra, silu_mul(round_bf16(a), round_bf16(b)));
+    } else {
+      // The linear's bf16 output, then launch_rope_and_cache's arithmetic.
+      const int half = rope.shape.head_dim / 2, head = ra / (2 * half), i0 = ra - head * 2 * half;
+      const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads;
+      float ya = round_bf16(a), yb = round_bf16(b);
+      if (head < hq + hkv) {
+        const float* cs = rope.table + static_cast<int64_t>(col) * 2 * half;
+        const float x0 = ya, x1 = yb, c = cs[i0], s = cs[half + i0];
+        ya = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+        yb = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+      }
+      const __nv_bfloat16 ba = __float2bfloat16_rn(ya), bb = __float2bfloat16_rn(yb);
+      out[static_cast<int64_t>(col) * o_rows + ra] = ba;
+      out[static_cast<int64_t>(col) * o_rows + rb] = bb;
+      if (head >= hq) {
+        const int bs = rope.shape.block_size, pos = rope.step.positions[col];
+        const int32_t block =
+            rope.step.block_tables[static_cast<int64_t>(rope.step.token_seq[col]) * rope.step.max_blocks_per_seq +
+                                   pos / bs];
+        const int cache_head = head < hq + hkv ? head - hq : head - hq - hkv;
+        auto* cache = reinterpret_cast<__nv_bfloat16*>(head < hq + hkv ? rope.k_cache : rope.v_cache);
+        __nv_bfloat16* slot =
+            cache + ((static_cast<int64_t>(block) * hkv + cache_head) * bs + pos % bs) * rope.shape.head_dim + i0;
+        slot[0] = ba;
+        slot[half] = bb;
+      }
+    }
+  }
+}
+
+// Sums the warps' partial products of one tile (acc[nt][r] of warp v, lane
+// (g, t) in partial[v][4 nt + r][lane]: out row slot g + 8 (r >= 2), x row
+// 8 nt + 2 t + r % 2), in a fixed order, and writes the tile's outputs
+// through the epilogue. Threads tid = 0 .. nthreads - 1 share the work.
+template <int kNt, typename OutT, SkinnyEpilogue kEpi>
+__device__ __forceinline__ void write_tile(const Partials<kNt>& partial, int tile, int tid, int nthreads, int n,
+                                           const float* __restrict__ bias, OutT* __restrict__ out, int o_rows,
+                                           const SkinnyRope& rope) {
+  if constexpr (kEpi == SkinnyEpilogue::store || kEpi == SkinnyEpilogue::accumulate) {
+    for (int i = tid; i < kNt * 4 * 32; i += nthreads) {
+      const int q = i / 32, l = i % 32;
+      float s = 0.0f;
+#pragma unroll
+      for (int v = 0; v < kWarps; ++v) s += partial[v][q][l];
+      const int r = q % 4;
+      const int row = tile * 16 + l / 4 + (r >= 2 ? 8 : 0);
+      const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
+      if (row < o_rows && col < n) {
+        if (bias) s += bias[row];
+        OutT* p = out + static_cast<int64_t>(col) * o_rows + row;
+        if constexpr (kEpi == SkinnyEpilogue::accumulate) s += load_out(p);
+        store_out(p, s);
+      }
+    }
+  } else {
+    write_pairs<kNt, OutT, kEpi>(partial, tile, tid, nthreads, n, bias, out, o_rows, rope);
+  }
+}
+
+// The register-streaming kernel (any sm_80+ GPU):
+//   x: [n, k] bf16, n <= 8 * kNt; w: [o_rows, k] bf16 (swiglu: [2 o_rows, k]);
+//   k % 8 == 0; x, w 16-byte aligned; out: [n, o_rows]; one CTA per tile
+//   (grid.x = tiles, skinny_tiles()), blockDim.x = 32 * kWarps.
+// The epilogue of swiglu is bit for bit the store kernel + swiglu (same sums,
+// same roundings), that of rope_cache store + launch_rope_and_cache.
 template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     skinny_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
                        const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k,
                        const SkinnyRope rope) {
-  constexpr bool kSwiglu = kEpi == SkinnyEpilogue::swiglu, kRope = kEpi == SkinnyEpilogue::rope_cache;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int k8 = k / 8;
   const int nchunks = (k8 + 4 * kU - 1) / (4 * kU);
+  const int tile = static_cast<int>(blockIdx.x);
 
-  // Weight rows of the CTA's first and last 8 (a and b) and whether they exist.
-  int o0, row_b;
-  if constexpr (kRope) {
-    const int half = rope.shape.head_dim / 2;
-    o0 = static_cast<int>(blockIdx.x) / (half / 8) * 2 * half + static_cast<int>(blockIdx.x) % (half / 8) * 8;
-    row_b = o0 + g + half;
-  } else {
-    o0 = static_cast<int>(blockIdx.x) * (kSwiglu ? 8 : 16);
-    row_b = kSwiglu ? o_rows + o0 + g : o0 + g + 8;
-  }
-  const int row_a = o0 + g;
-  const bool ok_a = row_a < o_rows, ok_b = kSwiglu ? ok_a : row_b < o_rows;
-  const uint4* wa = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_a ? row_a : 0) * k8;
-  const uint4* wb = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(ok_b ? row_b : 0) * k8;
+  const bool ok_a = tile_row_exists<kEpi>(tile, g, o_rows), ok_b = tile_row_exists<kEpi>(tile, g + 8, o_rows);
+  const int row_a = ok_a ? tile_row<kEpi>(tile, g, rope.shape.head_dim, o_rows) : 0;
+  const int row_b = ok_b ? tile_row<kEpi>(tile, g + 8, rope.shape.head_dim, o_rows) : 0;
+  const uint4* wa = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(row_a) * k8;
+  const uint4* wb = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(row_b) * k8;
   const uint4* xs[kNt];
   bool ok_x[kNt];
 #pragma unroll
@@ -175,38 +284,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   // Weights are read-only during steps: the first chunk's loads go out while
   // the kernel that writes x may still run (programmatic launch, cuda_launch.cuh).
   load_weights(cur, warp, t, k8, wa, ok_a, wb, ok_b);
-  // kRope: each token's cache row for a k or v CTA (from the step arrays,
-  // read-only during steps), and its cos/sin for the CTA's 8 pairs (from the
-  // step's rope table, written by an earlier kernel: after the wait, copied
-  // asynchronously so that no register waits on it).
-  __shared__ int64_t rope_slot[kRope ? kNt * 8 : 1];
-  __shared__ __align__(16) float rope_cs[kRope ? kNt * 8 : 1][2][8];
-  __shared__ int rope_head;  // the CTA's head, for the epilogue: one register less through the main loop
-  if constexpr (kRope) {
-    const int head = static_cast<int>(blockIdx.x) / (rope.shape.head_dim / 16);
-    if (threadIdx.x == 0) rope_head = head;
-    const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads, bs = rope.shape.block_size;
-    const int tok = static_cast<int>(threadIdx.x);
-    if (head >= hq && tok < n) {
-      const int32_t pos = rope.step.positions[tok];
-      const int32_t block =
-          rope.step.block_tables[static_cast<int64_t>(rope.step.token_seq[tok]) * rope.step.max_blocks_per_seq +
-                                 pos / bs];
-      const int cache_head = head < hq + hkv ? head - hq : head - hq - hkv;
-      rope_slot[tok] = ((static_cast<int64_t>(block) * hkv + cache_head) * bs + pos % bs) * rope.shape.head_dim;
-    }
-  }
   wait_for_previous_grid();
   allow_next_grid();
-  if constexpr (kRope) {
-    const int half = rope.shape.head_dim / 2, i0 = static_cast<int>(blockIdx.x) % (half / 8) * 8;
-    const int tok = static_cast<int>(threadIdx.x) / 4, part = static_cast<int>(threadIdx.x) % 4;
-    if (tok < n) {
-      const float* src = rope.table + (static_cast<int64_t>(tok) * 2 + part / 2) * half + i0 + (part % 2) * 4;
-      cp_async16(smem_addr(&rope_cs[tok][part / 2][(part % 2) * 4]), src, 16);
-    }
-    cp_async_commit();
-  }
   load_x(cur, warp, t, k8, xs, ok_x);
   for (int c = warp; c < nchunks; c += kWarps) {
     Chunk<kNt, kU> next;
@@ -216,99 +295,202 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     cur = next;
   }
 
-  // acc[nt][r] of lane (g, t) is out row (o0 + g + 8 * (r >= 2)), x row (8 nt + 2 t + r % 2).
-  __shared__ float partial[kWarps][kNt * 4][32];
+  __shared__ Partials<kNt> partial;
 #pragma unroll
   for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
     for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
-  if constexpr (kRope) cp_async_wait<0>();
   __syncthreads();
-  // swiglu and rope_cache pair each of the CTA's first 8 rows (a) with one
-  // of its last 8 (b): entry (q, l) with q % 4 < 2 is row a = o0 + l / 4 for
-  // x row col, entry (q + 2, l) its row b. Entry i of kNt * 64 gives both sums.
-  struct Pair {
-    float a, b;
-    int j, col;  // row a is the CTA's j-th of 8
-  };
-  auto pair_at = [&](int i) {
-    const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
-    Pair p{0.0f, 0.0f, l / 4, (q / 4) * 8 + 2 * (l % 4) + (q & 1)};
-#pragma unroll
-    for (int v = 0; v < kWarps; ++v) {
-      p.a += partial[v][q][l];
-      p.b += partial[v][q + 2][l];
-    }
-    return p;
-  };
-  if constexpr (kRope) {
-    const int half = rope.shape.head_dim / 2;
-    const int head = rope_head, i0 = (static_cast<int>(blockIdx.x) - head * (half / 8)) * 8;
-    const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads;
-    auto* cache = reinterpret_cast<__nv_bfloat16*>(head < hq + hkv ? rope.k_cache : rope.v_cache);
-    for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
-      Pair p = pair_at(i);
-      if (p.col >= n) continue;
-      const int ra = head * 2 * half + i0 + p.j, rb = ra + half;
-      if (bias) {
-        p.a += bias[ra];
-        p.b += bias[rb];
-      }
-      // The linear's bf16 output, then launch_rope_and_cache's arithmetic.
-      float ya = round_bf16(p.a), yb = round_bf16(p.b);
-      if (head < hq + hkv) {
-        const float x0 = ya, x1 = yb, c = rope_cs[p.col][0][p.j], s = rope_cs[p.col][1][p.j];
-        ya = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        yb = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
-      }
-      const __nv_bfloat16 ba = __float2bfloat16_rn(ya), bb = __float2bfloat16_rn(yb);
-      out[static_cast<int64_t>(p.col) * o_rows + ra] = ba;
-      out[static_cast<int64_t>(p.col) * o_rows + rb] = bb;
-      if (head >= hq) {
-        __nv_bfloat16* slot = cache + rope_slot[p.col] + i0;
-        slot[p.j] = ba;
-        slot[p.j + half] = bb;
-      }
-    }
-  } else if constexpr (kSwiglu) {
-    // Row a is a gate row, row b its up row.
-    for (int i = static_cast<int>(threadIdx.x); i < kNt * 2 * 32; i += kWarps * 32) {
-      Pair p = pair_at(i);
-      const int row = o0 + p.j;
-      if (row < o_rows && p.col < n) {
-        if (bias) {
-          p.a += bias[row];
-          p.b += bias[o_rows + row];
-        }
-        store_out(out + static_cast<int64_t>(p.col) * o_rows + row, silu_mul(round_bf16(p.a), round_bf16(p.b)));
-      }
-    }
-  } else {
-    for (int i = static_cast<int>(threadIdx.x); i < kNt * 4 * 32; i += kWarps * 32) {
-      const int q = i / 32, l = i % 32;
-      float s = 0.0f;
-#pragma unroll
-      for (int v = 0; v < kWarps; ++v) s += partial[v][q][l];
-      const int r = q % 4;
-      const int row = o0 + l / 4 + (r >= 2 ? 8 : 0);
-      const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
-      if (row < o_rows && col < n) {
-        if (bias) s += bias[row];
-        OutT* p = out + static_cast<int64_t>(col) * o_rows + row;
-        if constexpr (kEpi == SkinnyEpilogue::accumulate) s += load_out(p);
-        store_out(p, s);
-      }
-    }
-  }
+  write_tile<kNt, OutT, kEpi>(partial, tile, static_cast<int>(threadIdx.x), kWarps * 32, n, bias, out, o_rows, rope);
 }
 
+// --- The pipelined kernel (sm_90): weights through shared memory -----------------
+//
+// A persistent CTA per SM takes tiles blockIdx.x, blockIdx.x + gridDim.x, ...
+// One producer warp streams the tiles' weights into a ring of kPipeStages
+// shared-memory stages (16 rows x kPipeK k each) with bulk asynchronous
+// copies (one 1 KB copy per row per stage, completion counted in bytes on the
+// stage's mbarrier); 8 consumer warps take each stage as it lands (warp w its
+// k's w * 64 .. w * 64 + 63, the same fragment permutation as the register
+// kernel, x from global through L1) and hand the stage back. What this buys
+// over the register kernel: ~190 KB in flight per SM instead of ~64 KB, the
+// stream does not stop at tile boundaries (the producer runs ahead into the
+// next tile while the consumers write the last one), and all of it goes out
+// before the wait for the previous kernel: a short GEMV's weights are mostly
+// requested while the kernel before it (a norm, attention) still runs.
+constexpr int kPipeK = 512;
+// + 64 bytes: rows g and g + 1 (the lanes of one shared-memory phase) land 16
+// banks apart, so a consumer's 16-byte loads are conflict-free.
+constexpr int kPipeRowBytes = kPipeK * 2 + 64;
+constexpr int kPipeStageBytes = 16 * kPipeRowBytes;
+constexpr int kPipeStages = 11;
+constexpr int kPipeSmemBytes = kPipeStages * kPipeStageBytes;  // 191,488 bytes
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+// Returns when the barrier's phase of this parity has completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n"
+      "}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+#endif
+}
+
+template <int kNt, typename OutT, SkinnyEpilogue kEpi>
+__global__ void __launch_bounds__((kWarps + 1) * 32, 1)
+    pipe_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
+                     const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k, int tiles,
+                     const SkinnyRope rope) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(128) unsigned char stages[];
+  __shared__ uint64_t full[kPipeStages], empty[kPipeStages];
+  __shared__ Partials<kNt> partial[2];
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int nk = (k + kPipeK - 1) / kPipeK;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kPipeStages; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], kWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  allow_next_grid();
+
+  if (warp == kWarps) {
+    // Producer: reads only weights, so it never waits for the previous kernel.
+    uint64_t evict_first;  // weights are read once a step: keep them from pushing x and the K/V out of L2
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(evict_first));
+    int it = 0;
+    for (int tile = static_cast<int>(blockIdx.x); tile < tiles; tile += static_cast<int>(gridDim.x)) {
+      const int r = lane & 15;
+      const int row = tile_row_exists<kEpi>(tile, r, o_rows) ? tile_row<kEpi>(tile, r, rope.shape.head_dim, o_rows) : 0;
+      const uint16_t* src = w + static_cast<int64_t>(row) * k;
+      for (int kc = 0; kc < nk; ++kc, ++it) {
+        const int s = it % kPipeStages;
+        mbar_wait(&empty[s], ((it / kPipeStages) & 1) ^ 1);
+        const uint32_t bytes = static_cast<uint32_t>(min(kPipeK, k - kc * kPipeK)) * 2;
+        if (lane == 0)
+          asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(&full[s])),
+                       "r"(16 * bytes)
+                       : "memory");
+        __syncwarp();
+        if (lane < 16)
+          asm volatile(
+              "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, "
+              "[%3], %4;" ::"r"(smem_addr(stages + s * kPipeStageBytes + r * kPipeRowBytes)),
+              "l"(src + kc * kPipeK), "r"(bytes), "r"(smem_addr(&full[s])), "l"(evict_first)
+              : "memory");
+      }
+    }
+    return;
+  }
+
+  // Consumers.
+  const int g = lane / 4, t = lane % 4;
+  const int k8 = k / 8;
+  const uint4* xs[kNt];
+  bool ok_x[kNt];
+#pragma unroll
+  for (int nt = 0; nt < kNt; ++nt) {
+    ok_x[nt] = nt * 8 + g < n;
+    xs[nt] = reinterpret_cast<const uint4*>(x) + static_cast<int64_t>(ok_x[nt] ? nt * 8 + g : 0) * k8;
+  }
+  // The x's of stage kc a lane needs: uint4 index kc * kPipeK / 8 + 8 warp + 4 j + t.
+  auto load_stage_x = [&](uint4 (&xv)[kNt][2], int kc) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int idx = kc * (kPipeK / 8) + warp * 8 + 4 * j + t;
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt)
+        xv[nt][j] = idx < k8 && ok_x[nt] ? __ldg(xs[nt] + idx) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  wait_for_previous_grid();
+  uint4 xcur[kNt][2];
+  load_stage_x(xcur, 0);
+  int it = 0, parity_of_partial = 0;
+  for (int tile = static_cast<int>(blockIdx.x); tile < tiles; tile += static_cast<int>(gridDim.x)) {
+    float acc[kNt][4] = {};
+    for (int kc = 0; kc < nk; ++kc, ++it) {
+      // x one stage ahead (the next tile starts again at stage 0): its
+      // latency hides behind this stage's wait.
+      uint4 xnext[kNt][2];
+      load_stage_x(xnext, kc + 1 < nk ? kc + 1 : 0);
+      const int s = it % kPipeStages;
+      mbar_wait(&full[s], (it / kPipeStages) & 1);
+      const unsigned char* st = stages + s * kPipeStageBytes;
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int col = warp * 8 + 4 * j + t;
+        const bool in = kc * (kPipeK / 8) + col < k8;
+        const uint4 zero = make_uint4(0, 0, 0, 0);
+        const uint4 a = in ? *reinterpret_cast<const uint4*>(st + g * kPipeRowBytes + col * 16) : zero;
+        const uint4 b = in ? *reinterpret_cast<const uint4*>(st + (g + 8) * kPipeRowBytes + col * 16) : zero;
+#pragma unroll
+        for (int nt = 0; nt < kNt; ++nt) {
+          mma_bf16(acc[nt], a.x, b.x, a.y, b.y, xcur[nt][j].x, xcur[nt][j].y);
+          mma_bf16(acc[nt], a.z, b.z, a.w, b.w, xcur[nt][j].z, xcur[nt][j].w);
+        }
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[s]);
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) xcur[nt][j] = xnext[nt][j];
+    }
+    // Two partial buffers: a tile's sums are written while the previous
+    // tile's may still be read; one barrier per tile among the consumers.
+    Partials<kNt>& p = partial[parity_of_partial];
+    parity_of_partial ^= 1;
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) p[warp][nt * 4 + r][lane] = acc[nt][r];
+    asm volatile("bar.sync 1, %0;" ::"n"(kWarps * 32) : "memory");
+    write_tile<kNt, OutT, kEpi>(p, tile, static_cast<int>(threadIdx.x), kWarps * 32, n, bias, out, o_rows, rope);
+  }
+#else
+  __trap();
+#endif
+}
+
+int skinny_tiles(const SkinnyGemm& g) {
+  const int tile = g.epilogue == SkinnyEpilogue::swiglu ? 8 : 16;
+  return static_cast<int>((g.out_features + tile - 1) / tile);
+}
+
+// kU = 0: the pipelined kernel; otherwise the register kernel.
 template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
 void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
-  const int tile = kEpi == SkinnyEpilogue::swiglu ? 8 : 16;
-  const auto blocks = static_cast<unsigned>((g.out_features + tile - 1) / tile);
-  launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi>, blocks, kWarps * 32, 0, stream,
-                static_cast<const uint16_t*>(g.x), static_cast<int>(g.n), static_cast<const uint16_t*>(g.w), g.bias,
-                static_cast<OutT*>(g.out), static_cast<int>(g.out_features), static_cast<int>(g.in_features), g.rope);
+  const auto x = static_cast<const uint16_t*>(g.x);
+  const auto w = static_cast<const uint16_t*>(g.w);
+  const int n = static_cast<int>(g.n), o_rows = static_cast<int>(g.out_features);
+  const int k = static_cast<int>(g.in_features), tiles = skinny_tiles(g);
+  if constexpr (kU == 0) {
+    auto* kernel = pipe_gemm_kernel<kNt, OutT, kEpi>;
+    // Once per instantiation and device would do; the call is cheap and
+    // graph capture records launches only.
+    FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kPipeSmemBytes));
+    const auto blocks = static_cast<unsigned>(std::min(tiles, multiprocessor_count()));
+    launch_kernel(kernel, blocks, (kWarps + 1) * 32, kPipeSmemBytes, stream, x, n, w, g.bias,
+                  static_cast<OutT*>(g.out), o_rows, k, tiles, g.rope);
+  } else {
+    launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi>, static_cast<unsigned>(tiles), kWarps * 32, 0, stream, x,
+                  n, w, g.bias, static_cast<OutT*>(g.out), o_rows, k, g.rope);
+  }
 }
 
 template <int kNt, int kU>
@@ -334,6 +516,16 @@ void launch_skinny(const SkinnyGemm& g, cudaStream_t stream) {
       launch_tiles<kNt, kU, __nv_bfloat16, SkinnyEpilogue::rope_cache>(g, stream);
       return;
   }
+}
+
+// The pipelined kernel on sm_90 and later unless FLINT_CUDA_GEMV=register
+// (A/B runs); the register kernel elsewhere.
+bool use_pipelined_gemv() {
+  static const bool use = [] {
+    if (const char* v = std::getenv("FLINT_CUDA_GEMV"); v && std::string_view(v) == "register") return false;
+    return compute_capability_major() >= 9;
+  }();
+  return use;
 }
 
 // One warp per output element; grid (ceil(o_rows / 8), rows of this launch).
@@ -364,11 +556,19 @@ bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_fe
   return n >= 1 && n <= kSkinnyMaxRows && in_features % 8 == 0 && in_features > 0 && aligned16(x) && aligned16(w);
 }
 
+bool skinny_gemm_pipelined(int64_t n) { return n >= 1 && n <= 8 && use_pipelined_gemv(); }
+
 void launch_skinny_gemm(const SkinnyGemm& g, cudaStream_t stream) {
   if (g.n == 0 || g.out_features == 0) return;
-  // Register budget (2 CTAs of 256 threads per SM): the double-buffered chunk
-  // is (2 + kNt) * kU uint4: kU = 4 for one x tile, 2 for two, 1 for four.
-  if (g.n <= 8)
+  // The pipelined kernel takes one x tile: with two, x (re-read from L2 for
+  // every tile: L1 is what shared memory leaves) costs as much L2 traffic as
+  // the weights, and the register kernel is faster (docs/PERF.md).
+  // Register budget of the register kernel (2 CTAs of 256 threads per SM):
+  // the double-buffered chunk is (2 + kNt) * kU uint4: kU = 4 for one x tile,
+  // 2 for two, 1 for four.
+  if (skinny_gemm_pipelined(g.n))
+    launch_skinny<1, 0>(g, stream);
+  else if (g.n <= 8)
     launch_skinny<1, 4>(g, stream);
   else if (g.n <= 16)
     launch_skinny<2, 2>(g, stream);

@@ -78,6 +78,9 @@ struct SkinnyGemm {
 };
 // The operands must satisfy skinny_gemm_supports().
 void launch_skinny_gemm(const SkinnyGemm& gemm, cudaStream_t stream);
+// Whether n rows go through the pipelined kernel (sm_90; n <= 8): a persistent
+// CTA per SM, so a kernel before it gains from triggering its launch early.
+bool skinny_gemm_pipelined(int64_t n);
 // Any shape and alignment, one warp per output element: the fallback when
 // neither the skinny kernel nor cuBLASLt takes the operands; accumulate: out += y.
 void launch_linear_fallback(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,

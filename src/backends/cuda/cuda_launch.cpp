@@ -37,6 +37,20 @@ const LaunchMode& launch_mode() {
 
 bool programmatic_launch_enabled() { return launch_mode().enabled; }
 
+int multiprocessor_count() {
+  int device = 0, count = 0;
+  FLINT_CUDA_CHECK(cudaGetDevice(&device));
+  FLINT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+int compute_capability_major() {
+  int device = 0, major = 0;
+  FLINT_CUDA_CHECK(cudaGetDevice(&device));
+  FLINT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major;
+}
+
 }  // namespace flint::cuda
 
 namespace flint {

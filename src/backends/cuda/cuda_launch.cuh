@@ -17,6 +17,14 @@
 //   earlier work is done too);
 // - it may call allow_next_grid() anywhere (it only lets the next launch
 //   begin; the next kernel still waits for this one to finish).
+// Where it calls it decides how early the next grid's CTAs take SM slots.
+// Before the wait, the next grid is launched while this one may still wait
+// on its own predecessor, so the next CTAs fill SMs as the grid two back
+// drains: what the pipelined GEMV wants (a persistent CTA per SM that streams
+// weights before its wait). The RMSNorm kernels, the pipelined GEMV and the
+// split-KV combine ahead of one trigger first; every other kernel after its
+// wait: triggered first, the register GEMVs and the attention kernels made
+// 16-row decode steps 15-27% slower (docs/PERF.md).
 // Kernels launched with <<<>>> are ordered the usual way, before and after.
 // Off (plain stream order) on GPUs before sm_90 and when FLINT_CUDA_PDL=0.
 #pragma once
@@ -30,6 +38,10 @@ namespace flint::cuda {
 // Whether launch_kernel() asks for programmatic dependent launch: on when the
 // current device is sm_90 or later and FLINT_CUDA_PDL is not 0 / off.
 bool programmatic_launch_enabled();
+
+// Of the current device (for grid sizes and kernel choices).
+int multiprocessor_count();
+int compute_capability_major();
 
 template <typename... Params, typename... Args>
 void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream,

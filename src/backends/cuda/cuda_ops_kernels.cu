@@ -90,8 +90,8 @@ __global__ void __launch_bounds__(256)
       w_hi[i] = reinterpret_cast<const float4*>(w)[2 * c + 1];
     }
   }
-  wait_for_previous_grid();
   allow_next_grid();
+  wait_for_previous_grid();
   const uint4* xr = reinterpret_cast<const uint4*>(x + base);
   float v[kVpt][8];
   float ss = 0.0f;
@@ -124,8 +124,8 @@ __global__ void __launch_bounds__(256)
 // Any h, any alignment: two passes over the row (the second re-reads what
 // this same thread read in the first).
 __global__ void rms_norm_scalar_kernel(const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
-  wait_for_previous_grid();
   allow_next_grid();
+  wait_for_previous_grid();
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const __nv_bfloat16* xr = reinterpret_cast<const __nv_bfloat16*>(x) + base;
