@@ -96,16 +96,30 @@ __device__ __forceinline__ void load_weights(Chunk<kNt, kU>& ch, int c, int t, i
   }
 }
 
+// The x rows lane (g, t) feeds to the B tiles: row 8 nt + g of x for tile nt,
+// as uint4s; rows at or beyond n read as zeros (ok false).
+template <int kNt>
+struct XRows {
+  const uint4* row[kNt];
+  bool ok[kNt];
+  __device__ __forceinline__ XRows(const uint16_t* x, int n, int g, int k8) {
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt) {
+      ok[nt] = nt * 8 + g < n;
+      row[nt] = reinterpret_cast<const uint4*>(x) + static_cast<int64_t>(ok[nt] ? nt * 8 + g : 0) * k8;
+    }
+  }
+};
+
 template <int kNt, int kU>
-__device__ __forceinline__ void load_x(Chunk<kNt, kU>& ch, int c, int t, int k8, const uint4* const (&xs)[kNt],
-                                       const bool (&ok_x)[kNt]) {
+__device__ __forceinline__ void load_x(Chunk<kNt, kU>& ch, int c, int t, int k8, const XRows<kNt>& xr) {
   const uint4 zero = make_uint4(0, 0, 0, 0);
 #pragma unroll
   for (int j = 0; j < kU; ++j) {
     const int idx = c * 4 * kU + 4 * j + t;
     const bool in = idx < k8;
 #pragma unroll
-    for (int nt = 0; nt < kNt; ++nt) ch.x[nt][j] = in && ok_x[nt] ? __ldg(xs[nt] + idx) : zero;
+    for (int nt = 0; nt < kNt; ++nt) ch.x[nt][j] = in && xr.ok[nt] ? __ldg(xr.row[nt] + idx) : zero;
   }
 }
 
@@ -271,13 +285,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const int row_b = ok_b ? tile_row<kEpi>(tile, g + 8, rope.shape.head_dim, o_rows) : 0;
   const uint4* wa = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(row_a) * k8;
   const uint4* wb = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(row_b) * k8;
-  const uint4* xs[kNt];
-  bool ok_x[kNt];
-#pragma unroll
-  for (int nt = 0; nt < kNt; ++nt) {
-    ok_x[nt] = nt * 8 + g < n;
-    xs[nt] = reinterpret_cast<const uint4*>(x) + static_cast<int64_t>(ok_x[nt] ? nt * 8 + g : 0) * k8;
-  }
+  const XRows<kNt> xr(x, n, g, k8);
 
   float acc[kNt][4] = {};
   Chunk<kNt, kU> cur;
@@ -286,11 +294,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   load_weights(cur, warp, t, k8, wa, ok_a, wb, ok_b);
   wait_for_previous_grid();
   allow_next_grid();
-  load_x(cur, warp, t, k8, xs, ok_x);
+  load_x(cur, warp, t, k8, xr);
   for (int c = warp; c < nchunks; c += kWarps) {
     Chunk<kNt, kU> next;
     load_weights(next, c + kWarps, t, k8, wa, ok_a, wb, ok_b);
-    load_x(next, c + kWarps, t, k8, xs, ok_x);
+    load_x(next, c + kWarps, t, k8, xr);
     mma_chunk(cur, acc);
     cur = next;
   }
@@ -400,13 +408,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
   // Consumers.
   const int g = lane / 4, t = lane % 4;
   const int k8 = k / 8;
-  const uint4* xs[kNt];
-  bool ok_x[kNt];
-#pragma unroll
-  for (int nt = 0; nt < kNt; ++nt) {
-    ok_x[nt] = nt * 8 + g < n;
-    xs[nt] = reinterpret_cast<const uint4*>(x) + static_cast<int64_t>(ok_x[nt] ? nt * 8 + g : 0) * k8;
-  }
+  const XRows<kNt> xr(x, n, g, k8);
   // The x's of stage kc a lane needs: uint4 index kc * kPipeK / 8 + 8 warp + 4 j + t.
   auto load_stage_x = [&](uint4 (&xv)[kNt][2], int kc) {
 #pragma unroll
@@ -414,7 +416,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
       const int idx = kc * (kPipeK / 8) + warp * 8 + 4 * j + t;
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt)
-        xv[nt][j] = idx < k8 && ok_x[nt] ? __ldg(xs[nt] + idx) : make_uint4(0, 0, 0, 0);
+        xv[nt][j] = idx < k8 && xr.ok[nt] ? __ldg(xr.row[nt] + idx) : make_uint4(0, 0, 0, 0);
     }
   };
   wait_for_previous_grid();
