@@ -123,19 +123,21 @@ __device__ __forceinline__ void load_x(Chunk<kNt, kU>& ch, int c, int t, int k8,
   }
 }
 
+// acc += the 8 k's a lane loaded of weight rows g (a) and g + 8 (b) times
+// those of x row g: pairs 0, 1 of each uint4 go to the first mma, pairs 2, 3
+// to the second (the fragment permutation above).
+__device__ __forceinline__ void mma_loaded(float (&acc)[4], const uint4& a, const uint4& b, const uint4& x) {
+  mma_bf16(acc, a.x, b.x, a.y, b.y, x.x, x.y);
+  mma_bf16(acc, a.z, b.z, a.w, b.w, x.z, x.w);
+}
+
 template <int kNt, int kU>
 __device__ __forceinline__ void mma_chunk(const Chunk<kNt, kU>& ch, float (&acc)[kNt][4]) {
 #pragma unroll
-  for (int j = 0; j < kU; ++j) {
-    // Pairs 0, 1 of each uint4 go to the first mma, pairs 2, 3 to the second.
+  for (int j = 0; j < kU; ++j)
 #pragma unroll
-    for (int nt = 0; nt < kNt; ++nt) {
-      mma_bf16(acc[nt], ch.a[j].x, ch.b[j].x, ch.a[j].y, ch.b[j].y, ch.x[nt][j].x, ch.x[nt][j].y);
-      mma_bf16(acc[nt], ch.a[j].z, ch.b[j].z, ch.a[j].w, ch.b[j].w, ch.x[nt][j].z, ch.x[nt][j].w);
-    }
-  }
+    for (int nt = 0; nt < kNt; ++nt) mma_loaded(acc[nt], ch.a[j], ch.b[j], ch.x[nt][j]);
 }
-
 
 template <typename OutT>
 __device__ __forceinline__ float load_out(const OutT* p) {
@@ -175,8 +177,17 @@ __device__ __forceinline__ bool tile_row_exists(int tile, int r, int o_rows) {
     return tile * 16 + r < o_rows;
 }
 
-template <int kTiles>
-using Partials = float[kWarps][kTiles * 4][32];
+template <int kNt>
+using Partials = float[kWarps][kNt * 4][32];
+
+// A warp's accumulators into its slice of the tile's partials (see write_tile).
+template <int kNt>
+__device__ __forceinline__ void store_partials(Partials<kNt>& partial, int warp, int lane, const float (&acc)[kNt][4]) {
+#pragma unroll
+  for (int nt = 0; nt < kNt; ++nt)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
+}
 
 // swiglu and rope_cache pair each of the tile's first 8 rows (a) with one of
 // its last 8 (b): entry (q, l) with q % 4 < 2 is slot j = l / 4 for x row
@@ -304,10 +315,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   }
 
   __shared__ Partials<kNt> partial;
-#pragma unroll
-  for (int nt = 0; nt < kNt; ++nt)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
+  store_partials(partial, warp, lane, acc);
   __syncthreads();
   write_tile<kNt, OutT, kEpi>(partial, tile, static_cast<int>(threadIdx.x), kWarps * 32, n, bias, out, o_rows, rope);
 }
@@ -441,10 +449,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
         const uint4 a = in ? *reinterpret_cast<const uint4*>(st + g * kPipeRowBytes + col * 16) : zero;
         const uint4 b = in ? *reinterpret_cast<const uint4*>(st + (g + 8) * kPipeRowBytes + col * 16) : zero;
 #pragma unroll
-        for (int nt = 0; nt < kNt; ++nt) {
-          mma_bf16(acc[nt], a.x, b.x, a.y, b.y, xcur[nt][j].x, xcur[nt][j].y);
-          mma_bf16(acc[nt], a.z, b.z, a.w, b.w, xcur[nt][j].z, xcur[nt][j].w);
-        }
+        for (int nt = 0; nt < kNt; ++nt) mma_loaded(acc[nt], a, b, xcur[nt][j]);
       }
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[s]);
@@ -457,10 +462,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     // tile's may still be read; one barrier per tile among the consumers.
     Partials<kNt>& p = partial[parity_of_partial];
     parity_of_partial ^= 1;
-#pragma unroll
-    for (int nt = 0; nt < kNt; ++nt)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) p[warp][nt * 4 + r][lane] = acc[nt][r];
+    store_partials(p, warp, lane, acc);
     asm volatile("bar.sync 1, %0;" ::"n"(kWarps * 32) : "memory");
     write_tile<kNt, OutT, kEpi>(p, tile, static_cast<int>(threadIdx.x), kWarps * 32, n, bias, out, o_rows, rope);
   }
