@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
@@ -159,6 +161,206 @@ TEST_F(CudaSampling, SameTokensAsTheHostOnSmallAndOddVocabularies) {
 TEST_F(CudaSampling, SameTokensAsTheHostOnPeakedRows) {
   // A spread of 12 puts nearly all mass on a few tokens, most weights far below 2^-46.
   expect_same_tokens_as_host(*gpu, seed, 32000, 12.0f, 24);
+}
+
+// The first pass splits each row into slices read by separate CTAs (64 in
+// cuda_sampling_kernels.cu; whole float4s when vocab % 4 == 0 and the rows are
+// 16-byte aligned, ids one by one otherwise) and merges their results. The
+// cases below put what the merge must get right (ties, NaN/+inf, -inf runs) at
+// every id of small rows, so they hold for any slicing, and at that slicing's
+// edges in 128k rows.
+constexpr int kSlices = 64;
+
+// The ids just before the edges between the 64 slices of a `vocab` row.
+std::vector<int32_t> last_ids_of_slices(int32_t vocab) {
+  int32_t size = (vocab + kSlices - 1) / kSlices;
+  if (vocab % 4 == 0) size = (size + 3) / 4 * 4;
+  std::vector<int32_t> out;
+  for (int32_t end = size; end < vocab; end += size) out.push_back(end - 1);
+  return out;
+}
+
+SamplingParams params_of(float temperature, int32_t top_k = 0, float top_p = 1.0f) {
+  SamplingParams s;
+  s.temperature = temperature;
+  s.top_k = top_k;
+  s.top_p = top_p;
+  return s;
+}
+
+// Greedy, plain and filtered draws: what each row's log-normaliser and argmax feed.
+std::vector<SamplingParams> edge_params() { return {params_of(0), params_of(1), params_of(0.8f, 40, 0.9f)}; }
+
+// Every row of `logits` drawn with `params` on the GPU, all rows in one call,
+// and on the host (a sampler per row, seed + row): the same token, logprobs
+// within kLogprobTol. Returns the GPU's answers.
+std::vector<RowSample> expect_rows_like_host(Backend& gpu, const Tensor& logits, SamplingParams params, uint64_t seed,
+                                             const std::string& what) {
+  const auto rows = static_cast<int32_t>(logits.size(0));
+  const auto vocab = static_cast<int32_t>(logits.size(1));
+  std::vector<std::unique_ptr<SequenceSampler>> host, device;
+  std::vector<RowSamplingSpec> specs;
+  std::vector<PenalizedToken> penalties;
+  for (int32_t r = 0; r < rows; ++r) {
+    params.seed = seed + static_cast<uint64_t>(r);
+    host.push_back(std::make_unique<SequenceSampler>(params, std::vector<int32_t>{}, vocab));
+    device.push_back(std::make_unique<SequenceSampler>(params, std::vector<int32_t>{}, vocab));
+    specs.push_back(device.back()->device_spec(r, penalties));
+  }
+  const std::vector<RowSample> got = gpu.sample_rows(gpu.from_host(logits), specs, penalties);
+  EXPECT_EQ(got.size(), specs.size());
+  for (int32_t r = 0; r < rows && static_cast<size_t>(r) < got.size(); ++r) {
+    const std::string where = what + ", vocab " + std::to_string(vocab) + ", temperature " +
+                              std::to_string(params.temperature) + ", row " + std::to_string(r);
+    const auto i = static_cast<size_t>(r);
+    EXPECT_EQ(got[i].status, RowSampleStatus::ok) << where;
+    if (got[i].status != RowSampleStatus::ok) continue;
+    const SampledToken want = host[i]->sample(row_of(logits, r));
+    EXPECT_EQ(got[i].id, want.id) << where;
+    EXPECT_NEAR(got[i].logprob, want.logprob, kLogprobTol) << where;
+  }
+  return got;
+}
+
+TEST_F(CudaSampling, SameTokensAsTheHostOnTinyAndUnalignedVocabularies) {
+  // Fewer ids than slices, not a multiple of 4 (ids one by one), a multiple of
+  // 4 with empty slices at the end, and Llama 3's vocabulary plus 3.
+  for (int64_t vocab : {1, 3, 4, 5, 63, 64, 65, 129, 1001, 4100})
+    expect_same_tokens_as_host(*gpu, seed + static_cast<uint64_t>(vocab), vocab, 2.0f, 4);
+  expect_same_tokens_as_host(*gpu, seed, 128256 + 3, 3.0f, 4);
+}
+
+TEST_F(CudaSampling, ArgmaxTiesAcrossSlicesGoToTheLowestId) {
+  // Row k: the max at two ids; every pair of neighbours in small rows, the ids
+  // either side of each slice edge and the first and last ids in 128k rows.
+  auto tied_rows = [&](int32_t vocab, const std::vector<int32_t>& firsts, const std::vector<int32_t>& seconds) {
+    Random rng(seed + static_cast<uint64_t>(vocab));
+    Tensor logits = random_logits(rng, std::ssize(firsts), vocab, 2.0f);  // values in [-6, 6]
+    for (size_t k = 0; k < firsts.size(); ++k) {
+      float* row = logits.data<float>() + k * static_cast<size_t>(vocab);
+      row[firsts[k]] = 7.5f;
+      row[seconds[k]] = 7.5f;
+    }
+    for (const SamplingParams& p : edge_params()) {
+      const std::vector<RowSample> got = expect_rows_like_host(*gpu, logits, p, seed, "ties");
+      if (p.temperature != 0) continue;
+      for (size_t k = 0; k < got.size(); ++k)
+        EXPECT_EQ(got[k].id, firsts[k]) << "vocab " << vocab << ", ids " << firsts[k] << " and " << seconds[k];
+    }
+  };
+  for (int32_t vocab : {1001, 2052}) {
+    std::vector<int32_t> firsts, seconds;
+    for (int32_t i = 0; i + 1 < vocab; ++i) {
+      firsts.push_back(i);
+      seconds.push_back(i + 1);
+    }
+    firsts.push_back(0);
+    seconds.push_back(vocab - 1);
+    tied_rows(vocab, firsts, seconds);
+  }
+  for (int32_t vocab : {128256, 128256 + 3}) {
+    std::vector<int32_t> firsts = last_ids_of_slices(vocab), seconds;
+    for (int32_t i : firsts) seconds.push_back(i + 1);
+    firsts.push_back(0);
+    seconds.push_back(vocab - 1);
+    tied_rows(vocab, firsts, seconds);
+  }
+}
+
+TEST_F(CudaSampling, TheFirstNanOrInfIsFoundInAnySlice) {
+  constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+  // Rows 2k and 2k + 1: NaN, resp. +inf, at ids[k] and at the last id; the
+  // first is reported.
+  auto check = [&](int32_t vocab, const std::vector<int32_t>& ids) {
+    Tensor logits = Tensor::empty(DType::f32, {2 * std::ssize(ids) + 1, vocab});
+    for (int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = 0.25f * static_cast<float>(i % 7);
+    std::vector<RowSamplingSpec> specs;
+    for (size_t k = 0; k < ids.size(); ++k) {
+      for (int32_t bad = 0; bad < 2; ++bad) {
+        const auto r = static_cast<int32_t>(2 * k) + bad;
+        float* row = logits.data<float>() + static_cast<size_t>(r) * static_cast<size_t>(vocab);
+        row[ids[k]] = row[vocab - 1] = bad == 0 ? kNan : kInf;
+        specs.push_back(spec_for(1, 0, 1, 0, 0.5, r));
+      }
+    }
+    // The last row: +inf at id 0 and NaN at the last id, in other slices: NaN is reported first.
+    const auto last = static_cast<int32_t>(2 * ids.size());
+    float* row = logits.data<float>() + static_cast<size_t>(last) * static_cast<size_t>(vocab);
+    row[0] = kInf;
+    row[vocab - 1] = kNan;
+    specs.push_back(spec_for(0, 0, 1, 0, 0.5, last));
+    const std::vector<RowSample> got = on_gpu(logits, specs);
+    ASSERT_EQ(got.size(), specs.size());
+    for (size_t k = 0; k < ids.size(); ++k) {
+      EXPECT_EQ(got[2 * k].status, RowSampleStatus::nan_logit) << "vocab " << vocab << ", id " << ids[k];
+      EXPECT_EQ(got[2 * k].id, ids[k]) << "vocab " << vocab;
+      EXPECT_EQ(got[2 * k + 1].status, RowSampleStatus::inf_logit) << "vocab " << vocab << ", id " << ids[k];
+      EXPECT_EQ(got[2 * k + 1].id, ids[k]) << "vocab " << vocab;
+    }
+    EXPECT_EQ(got.back().status, RowSampleStatus::nan_logit) << "vocab " << vocab;
+    EXPECT_EQ(got.back().id, vocab - 1) << "vocab " << vocab;
+  };
+  for (int32_t vocab : {1, 3, 1001, 2052}) {
+    std::vector<int32_t> ids(static_cast<size_t>(vocab));
+    for (int32_t i = 0; i < vocab; ++i) ids[static_cast<size_t>(i)] = i;
+    check(vocab, ids);
+  }
+  for (int32_t vocab : {128256, 128256 + 3}) {
+    std::vector<int32_t> ids = last_ids_of_slices(vocab);
+    const size_t edges = ids.size();
+    for (size_t k = 0; k < edges; ++k) ids.push_back(ids[k] + 1);
+    ids.push_back(vocab - 1);
+    check(vocab, ids);
+  }
+}
+
+TEST_F(CudaSampling, OneFiniteLogitInAnySliceIsTheToken) {
+  // Row k: -inf but for ids[k] (and a row of -inf only at the end); the token
+  // is ids[k] with logprob 0 whatever the temperature and filters.
+  auto check = [&](int32_t vocab, const std::vector<int32_t>& ids) {
+    Tensor logits = Tensor::empty(DType::f32, {std::ssize(ids) + 1, vocab});
+    for (int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = -kInf;
+    for (size_t k = 0; k < ids.size(); ++k) logits.data<float>()[k * static_cast<size_t>(vocab) + ids[k]] = -3.25f;
+    for (const SamplingParams& p : edge_params()) {
+      std::vector<RowSamplingSpec> specs;
+      for (int32_t r = 0; r <= std::ssize(ids); ++r)
+        specs.push_back(spec_for(p.temperature, p.top_k, p.top_p, 0, 0.7, r));
+      const std::vector<RowSample> got = on_gpu(logits, specs);
+      ASSERT_EQ(got.size(), specs.size());
+      for (size_t k = 0; k < ids.size(); ++k) {
+        EXPECT_EQ(got[k].status, RowSampleStatus::ok) << "vocab " << vocab << ", id " << ids[k];
+        EXPECT_EQ(got[k].id, ids[k]) << "vocab " << vocab;
+        EXPECT_NEAR(got[k].logprob, 0.0f, kLogprobTol) << "vocab " << vocab << ", id " << ids[k];
+      }
+      EXPECT_EQ(got.back().status, RowSampleStatus::all_neg_inf) << "vocab " << vocab;
+    }
+  };
+  for (int32_t vocab : {1, 3, 1001, 2052}) {
+    std::vector<int32_t> ids(static_cast<size_t>(vocab));
+    for (int32_t i = 0; i < vocab; ++i) ids[static_cast<size_t>(i)] = i;
+    check(vocab, ids);
+  }
+  for (int32_t vocab : {128256, 128256 + 3}) {
+    std::vector<int32_t> ids = last_ids_of_slices(vocab);
+    ids.push_back(0);
+    ids.push_back(vocab - 1);
+    check(vocab, ids);
+  }
+}
+
+TEST_F(CudaSampling, SlicesOfOnlyNegInfAddNothing) {
+  // -inf over the first, a middle and the last quarter of the row (each holds
+  // whole slices), and over all but the first and last ids.
+  for (int32_t vocab : {1001, 2052, 128256, 128256 + 3}) {
+    Random rng(seed + static_cast<uint64_t>(vocab));
+    Tensor logits = random_logits(rng, 4, vocab, 3.0f);
+    const int32_t q = vocab / 4;
+    const std::pair<int32_t, int32_t> runs[] = {{0, q}, {2 * q, 3 * q}, {vocab - q, vocab}, {1, vocab - 1}};
+    for (int r = 0; r < 4; ++r)
+      for (int32_t i = runs[r].first; i < runs[r].second; ++i)
+        logits.data<float>()[static_cast<size_t>(r) * static_cast<size_t>(vocab) + static_cast<size_t>(i)] = -kInf;
+    for (const SamplingParams& p : edge_params()) expect_rows_like_host(*gpu, logits, p, seed, "-inf runs");
+  }
 }
 
 // A grid of uniforms over one row must split exactly by the probabilities:

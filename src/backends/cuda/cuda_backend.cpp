@@ -509,10 +509,13 @@ class CudaBackend final : public Backend {
     std::byte* d = sample_upload_.upload(sample_staging_.data(), sample_staging_.size());
     Tensor raw = cuda::pooled_tensor(context_, DType::f32, {std::max<int64_t>(1, std::ssize(penalties))});
     Tensor result = cuda::pooled_tensor(context_, DType::u8, {static_cast<int64_t>(specs.size() * sizeof(RowSample))});
+    const auto num_specs = static_cast<int32_t>(specs.size());
+    Tensor workspace =
+        cuda::pooled_tensor(context_, DType::u8, {static_cast<int64_t>(cuda::sample_rows_workspace_bytes(num_specs))});
     cuda::launch_sample_rows(logits.data<float>(), static_cast<int32_t>(logits.size(1)),
-                             reinterpret_cast<const RowSamplingSpec*>(d), static_cast<int32_t>(specs.size()),
+                             reinterpret_cast<const RowSamplingSpec*>(d), num_specs,
                              reinterpret_cast<const PenalizedToken*>(d + spec_bytes), raw.data<float>(),
-                             reinterpret_cast<RowSample*>(result.raw()), stream());
+                             workspace.raw(), reinterpret_cast<RowSample*>(result.raw()), stream());
     sample_result_.reserve(out.size() * sizeof(RowSample));
     FLINT_CUDA_CHECK(cudaMemcpyAsync(sample_result_.data(), result.raw(), out.size() * sizeof(RowSample),
                                      cudaMemcpyDeviceToHost, stream()));

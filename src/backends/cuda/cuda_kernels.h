@@ -90,10 +90,14 @@ void launch_add_bias(void* out, DType out_dtype, const float* bias, int64_t n, i
                      cudaStream_t stream);
 
 // Draws one token per spec from `logits` (f32 [R, vocab], rows modified in
-// place by the penalties) as ops/sampling.h describes; one CTA per spec.
+// place by the penalties) as ops/sampling.h describes: a pass over slices of
+// each row by many CTAs (checks, argmax, log-normaliser), then one CTA per spec.
 // specs, penalties: device copies; penalty_raw: device scratch, one float per
-// penalty; out: [num_specs] on the device.
+// penalty; workspace: device scratch of sample_rows_workspace_bytes(num_specs)
+// bytes, 4-byte aligned (the slices' partial results); out: [num_specs] on the device.
+size_t sample_rows_workspace_bytes(int32_t num_specs);
 void launch_sample_rows(float* logits, int32_t vocab, const RowSamplingSpec* specs, int32_t num_specs,
-                        const PenalizedToken* penalties, float* penalty_raw, RowSample* out, cudaStream_t stream);
+                        const PenalizedToken* penalties, float* penalty_raw, void* workspace, RowSample* out,
+                        cudaStream_t stream);
 
 }  // namespace flint::cuda

@@ -1,9 +1,18 @@
-// Sampling on the GPU (ops/sampling.h): one CTA per logits row does the whole
-// pipeline — checks, log-normaliser, penalties, then greedy argmax or
-// top-k / top-p / min-p and the draw — so that only ids and logprobs leave the
-// device. No sort: top-k and top-p find their cut with a 4-pass radix select
-// over the order-preserving bits of the logits (8 bits a pass, a 256-bin
-// shared histogram of counts for top-k, of probability mass for top-p).
+// Sampling on the GPU (ops/sampling.h), so that only ids and logprobs leave
+// the device. Two kernels:
+// - row_stats_kernel: kStatChunks CTAs per logits row, each over a contiguous
+//   slice of ids: its first NaN and first +inf id, its argmax (lowest id on
+//   ties), its max m and sum of exp(v - m). This is all greedy decoding needs
+//   of the row. One CTA per row read a 128k-token f32 row (513 KB) at what a
+//   single SM can pull, ~25 us a decode step on the H100; in 64 slices, each
+//   CTA has its whole ~8 KB in flight at once.
+// - sample_rows_kernel: one CTA per row merges its row's slices in a fixed
+//   order (the same bits every run) into the checks, the raw argmax and the
+//   log-normaliser, then does the rest of the pipeline — penalties, then
+//   greedy argmax or top-k / top-p / min-p and the draw. No sort: top-k and
+//   top-p find their cut with a 4-pass radix select over the order-preserving
+//   bits of the logits (8 bits a pass, a 256-bin shared histogram of counts for
+//   top-k, of probability mass for top-p).
 //
 // Determinism: every thread owns a contiguous run of ids, so id-ordered work
 // (ties broken by lowest id, the draw walking ids upwards) is a block scan.
@@ -16,14 +25,22 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_launch.cuh"
 
 namespace flint::cuda {
 namespace {
 
 constexpr int kThreads = 1024;  // kThreads / 32 == 32 warps: one level of warp reduction
 constexpr int kWarps = kThreads / 32;
+// row_stats_kernel: CTAs per row (a 128k-token row: 2004 ids, 8 KB, a CTA)
+// and threads per CTA, each with kStatLoads 16-byte loads in flight, so that
+// such a row's slice is read in one round.
+constexpr int kStatChunks = 64;
+constexpr int kStatThreads = 256;
+constexpr int kStatWarps = kStatThreads / 32;
+constexpr int kStatLoads = 2;
+static_assert(kStatChunks % 32 == 0, "the merge gives each lane of one warp the same number of slices");
 constexpr float kNegInf = -INFINITY;
 
 // Weights w in [0, 1] as fixed point with 63 - bit_width(vocab) fractional
@@ -78,30 +95,24 @@ __device__ T block_reduce(T v, Op op, T* slots) {
 __device__ float block_max(float v, Scratch& s) {
   return block_reduce(v, [](float a, float b) { return fmaxf(a, b); }, s.f);
 }
-__device__ float block_sum(float v, Scratch& s) {
-  return block_reduce(v, [](float a, float b) { return a + b; }, s.f);
-}
-__device__ int32_t block_min_int(int32_t v, Scratch& s) {
-  return block_reduce(v, [](int32_t a, int32_t b) { return min(a, b); }, s.i);
-}
 
-__device__ Best block_best(Best b, Scratch& s) {
+__device__ Best warp_best(Best b) {
   for (int o = 16; o > 0; o >>= 1) {
     const Best other{__shfl_xor_sync(0xffffffffu, b.value, o), __shfl_xor_sync(0xffffffffu, b.id, o)};
     b = better(b, other);
   }
+  return b;
+}
+
+__device__ Best block_best(Best b, Scratch& s) {
+  b = warp_best(b);
   __syncthreads();
   if (threadIdx.x % 32 == 0) {
     s.f[threadIdx.x / 32] = b.value;
     s.i[threadIdx.x / 32] = b.id;
   }
   __syncthreads();
-  b = {s.f[threadIdx.x % 32], s.i[threadIdx.x % 32]};
-  for (int o = 16; o > 0; o >>= 1) {
-    const Best other{__shfl_xor_sync(0xffffffffu, b.value, o), __shfl_xor_sync(0xffffffffu, b.id, o)};
-    b = better(b, other);
-  }
-  return b;
+  return warp_best(Best{s.f[threadIdx.x % 32], s.i[threadIdx.x % 32]});
 }
 
 // Exclusive prefix sum in thread order; `total` gets the sum of all.
@@ -155,10 +166,10 @@ struct BinRun {
 };
 
 // f(i, x[i]) for every id of the row, the CTA's loads coalesced (16 bytes a
-// thread where the row allows): for the passes whose result does not depend on
-// which thread saw which id (max, argmax with the lowest-id tie rule, checks,
-// the normaliser's sum). A thread owning a contiguous run of ~125 ids instead
-// makes every warp load touch 32 cache lines; greedy took ~75 us a row so.
+// thread where the row allows): for a pass whose result does not depend on
+// which thread saw which id (the argmax after penalties, with the lowest-id tie
+// rule). A thread owning a contiguous run of ~125 ids instead makes every warp
+// load touch 32 cache lines; greedy took ~75 us a row so.
 template <typename F>
 __device__ __forceinline__ void for_each_coalesced(const float* x, int32_t vocab, F&& f) {
   if (vocab % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
@@ -175,7 +186,143 @@ __device__ __forceinline__ void for_each_coalesced(const float* x, int32_t vocab
   }
 }
 
+// What step 1 needs of a slice of a row's ids. best and sum are over the
+// values that are neither NaN nor +inf: best is their max (lowest id on ties;
+// {-inf, vocab} when there is none) and sum is sum exp(v - best.value), 0 when
+// best.value is -inf (exp(-inf - -inf) would be NaN).
+struct RowStats {
+  int32_t nan_id;  // the first NaN's id; vocab when there is none
+  int32_t inf_id;  // the first +inf's id; vocab when there is none
+  Best best;
+  float sum;
+};
+
+__device__ __forceinline__ RowStats no_stats(int32_t vocab) {
+  return RowStats{vocab, vocab, Best{kNegInf, vocab}, 0.0f};
+}
+
+// s.sum rescaled to a max m >= s.best.value.
+__device__ __forceinline__ float sum_at(const RowStats& s, float m) {
+  return s.best.value == kNegInf ? 0.0f : s.sum * expf(s.best.value - m);
+}
+
+// Logit v of id i into s (ids in any order). A new max rescales what was
+// summed: from 0 when the old max was -inf, since expf(-inf) == 0.
+__device__ __forceinline__ void add_logit(RowStats& s, int32_t i, float v) {
+  if (isnan(v)) {
+    s.nan_id = min(s.nan_id, i);
+  } else if (isinf(v) && v > 0) {
+    s.inf_id = min(s.inf_id, i);
+  } else if (v > s.best.value) {
+    s.sum = s.sum * expf(s.best.value - v) + 1.0f;
+    s.best = Best{v, i};
+  } else {
+    if (v == s.best.value) s.best.id = min(s.best.id, i);
+    if (v != kNegInf) s.sum += expf(v - s.best.value);
+  }
+}
+
+// The statistics of two disjoint slices. Symmetric in a and b, so a butterfly
+// leaves the same bits in every lane.
+__device__ __forceinline__ RowStats merge(const RowStats& a, const RowStats& b) {
+  RowStats r;
+  r.nan_id = min(a.nan_id, b.nan_id);
+  r.inf_id = min(a.inf_id, b.inf_id);
+  r.best = better(a.best, b.best);
+  r.sum = sum_at(a, r.best.value) + sum_at(b, r.best.value);
+  return r;
+}
+
+__device__ RowStats warp_merge(RowStats s) {
+  for (int o = 16; o > 0; o >>= 1) {
+    RowStats other;
+    other.nan_id = __shfl_xor_sync(0xffffffffu, s.nan_id, o);
+    other.inf_id = __shfl_xor_sync(0xffffffffu, s.inf_id, o);
+    other.best.value = __shfl_xor_sync(0xffffffffu, s.best.value, o);
+    other.best.id = __shfl_xor_sync(0xffffffffu, s.best.id, o);
+    other.sum = __shfl_xor_sync(0xffffffffu, s.sum, o);
+    s = merge(s, other);
+  }
+  return s;
+}
+
+// stats[s][c] = RowStats of slice c of spec s's row.   grid (num_specs, kStatChunks)
+// Slices are whole float4s where the row allows, so a row's CTAs share no
+// 16-byte load; some are empty when the vocabulary is small.
+__global__ void __launch_bounds__(kStatThreads)
+    row_stats_kernel(const float* __restrict__ logits, int32_t vocab, const RowSamplingSpec* __restrict__ specs,
+                     RowStats* __restrict__ stats) {
+  __shared__ RowStats warp_stats[kStatWarps];
+  wait_for_previous_grid();  // the logits are the previous kernel's output
+  allow_next_grid();
+  const float* x = logits + static_cast<int64_t>(specs[blockIdx.x].row) * vocab;
+  const bool whole_float4s = vocab % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  int64_t size = (static_cast<int64_t>(vocab) + kStatChunks - 1) / kStatChunks;
+  if (whole_float4s) size = (size + 3) / 4 * 4;
+  const int64_t begin = min(static_cast<int64_t>(vocab), static_cast<int64_t>(blockIdx.y) * size);
+  const int64_t end = min(static_cast<int64_t>(vocab), begin + size);
+
+  RowStats s = no_stats(vocab);
+  if (whole_float4s) {
+    const float4* x4 = reinterpret_cast<const float4*>(x + begin);
+    const int32_t n4 = static_cast<int32_t>((end - begin) / 4);
+    for (int32_t j = static_cast<int32_t>(threadIdx.x); j < n4; j += kStatLoads * kStatThreads) {
+      float4 v[kStatLoads];  // all loads issued before the first use
+#pragma unroll
+      for (int u = 0; u < kStatLoads; ++u)
+        v[u] = j + u * kStatThreads < n4 ? x4[j + u * kStatThreads] : make_float4(0, 0, 0, 0);
+#pragma unroll
+      for (int u = 0; u < kStatLoads; ++u) {
+        if (j + u * kStatThreads >= n4) break;
+        const int32_t i = static_cast<int32_t>(begin) + 4 * (j + u * kStatThreads);
+        add_logit(s, i, v[u].x);
+        add_logit(s, i + 1, v[u].y);
+        add_logit(s, i + 2, v[u].z);
+        add_logit(s, i + 3, v[u].w);
+      }
+    }
+  } else {
+    for (int64_t i = begin + threadIdx.x; i < end; i += kStatThreads) add_logit(s, static_cast<int32_t>(i), x[i]);
+  }
+
+  s = warp_merge(s);
+  const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
+  if (lane == 0) warp_stats[warp] = s;
+  __syncthreads();
+  if (warp == 0) {
+    s = warp_merge(lane < kStatWarps ? warp_stats[lane] : no_stats(vocab));
+    if (lane == 0) stats[static_cast<int64_t>(blockIdx.x) * kStatChunks + blockIdx.y] = s;
+  }
+}
+
+// The row's statistics from its kStatChunks slices, in every lane of warp 0:
+// the checks and best first, then S = sum_c s_c * exp(m_c - M) with one
+// rescale a slice, added in a fixed order (a lane's slices in order, then a
+// butterfly), so the log-normaliser has the same bits every run.
+__device__ RowStats merge_row_stats(const RowStats* slices, int32_t vocab) {
+  constexpr int kPerLane = kStatChunks / 32;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  RowStats part[kPerLane];
+  RowStats r = no_stats(vocab);
+#pragma unroll
+  for (int k = 0; k < kPerLane; ++k) {
+    part[k] = slices[lane + 32 * k];
+    r.nan_id = min(r.nan_id, part[k].nan_id);
+    r.inf_id = min(r.inf_id, part[k].inf_id);
+    r.best = better(r.best, part[k].best);
+  }
+  r.nan_id = warp_reduce(r.nan_id, [](int32_t a, int32_t b) { return min(a, b); });
+  r.inf_id = warp_reduce(r.inf_id, [](int32_t a, int32_t b) { return min(a, b); });
+  r.best = warp_best(r.best);
+  float sum = 0;
+#pragma unroll
+  for (int k = 0; k < kPerLane; ++k) sum += sum_at(part[k], r.best.value);
+  r.sum = warp_reduce(sum, [](float a, float b) { return a + b; });
+  return r;
+}
+
 struct SampleShared {
+  RowStats row;  // merge_row_stats' answer, for the whole CTA
   Scratch scratch;
   uint64_t mass[256];
   uint32_t count[256];
@@ -231,11 +378,13 @@ __device__ int32_t tie_cut(ValueAt value_at, int32_t begin, int32_t end, int32_t
   return sh.found_id;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_rows_kernel(float* logits, int32_t vocab,
-                                                               const RowSamplingSpec* specs,
-                                                               const PenalizedToken* penalties, float* penalty_raw,
-                                                               RowSample* out, double mass_scale) {
+// out[s] = the token of spec s; stats: row_stats_kernel's [num_specs, kStatChunks].
+__global__ void __launch_bounds__(kThreads)
+    sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingSpec* specs, const RowStats* stats,
+                       const PenalizedToken* penalties, float* penalty_raw, RowSample* out, double mass_scale) {
   __shared__ SampleShared sh;
+  wait_for_previous_grid();  // stats are the previous kernel's output
+  allow_next_grid();
   const RowSamplingSpec spec = specs[blockIdx.x];
   float* x = logits + static_cast<int64_t>(spec.row) * vocab;
   const int32_t chunk = (vocab + kThreads - 1) / kThreads;
@@ -244,17 +393,14 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(float* logits, in
   RowSample result;
 
   // 1. Checks, the raw log-normaliser and the raw argmax (the greedy token
-  // when no penalty applies).
-  Best raw_best{kNegInf, vocab};
-  int32_t nan_id = vocab, inf_id = vocab;
-  for_each_coalesced(x, vocab, [&](int32_t i, float v) {
-    if (isnan(v)) nan_id = min(nan_id, i);
-    else if (isinf(v) && v > 0) inf_id = min(inf_id, i);
-    else raw_best = better(raw_best, Best{v, i});
-  });
-  nan_id = block_min_int(nan_id, sh.scratch);
-  inf_id = block_min_int(inf_id, sh.scratch);
-  raw_best = block_best(raw_best, sh.scratch);
+  // when no penalty applies), from the row's slices.
+  if (threadIdx.x < 32) {
+    const RowStats row = merge_row_stats(stats + static_cast<int64_t>(blockIdx.x) * kStatChunks, vocab);
+    if (threadIdx.x == 0) sh.row = row;
+  }
+  __syncthreads();
+  const int32_t nan_id = sh.row.nan_id, inf_id = sh.row.inf_id;
+  const Best raw_best = sh.row.best;
   const float raw_max = raw_best.value;
   if (nan_id < vocab || inf_id < vocab || raw_max == kNegInf) {
     if (threadIdx.x == 0) {
@@ -266,10 +412,8 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(float* logits, in
     }
     return;
   }
-  float sum = 0;
-  for_each_coalesced(x, vocab, [&](int32_t, float v) { sum += expf(v - raw_max); });
-  sum = block_sum(sum, sh.scratch);
-  const float log_z = raw_max + logf(sum);
+  // sum >= 1: the slice that holds the max adds exp(0) for it.
+  const float log_z = raw_max + logf(sh.row.sum);
 
   // 2. Penalties, in place; the raw values are kept for the logprob.
   const PenalizedToken* pen = penalties + spec.penalties_begin;
@@ -491,15 +635,23 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(float* logits, in
 
 }  // namespace
 
+size_t sample_rows_workspace_bytes(int32_t num_specs) {
+  return static_cast<size_t>(num_specs) * kStatChunks * sizeof(RowStats);
+}
+
 void launch_sample_rows(float* logits, int32_t vocab, const RowSamplingSpec* specs, int32_t num_specs,
-                        const PenalizedToken* penalties, float* penalty_raw, RowSample* out, cudaStream_t stream) {
+                        const PenalizedToken* penalties, float* penalty_raw, void* workspace, RowSample* out,
+                        cudaStream_t stream) {
   if (num_specs == 0) return;
   int bits = 0;
   while ((int64_t{1} << bits) <= vocab) ++bits;
   const double mass_scale = std::ldexp(1.0, 63 - bits);
-  sample_rows_kernel<<<num_specs, kThreads, 0, stream>>>(logits, vocab, specs, penalties, penalty_raw, out,
-                                                          mass_scale);
-  FLINT_CUDA_CHECK(cudaGetLastError());
+  // Specs on x: the grid's x dimension has no 65535 limit.
+  auto* stats = static_cast<RowStats*>(workspace);
+  launch_kernel(row_stats_kernel, dim3(static_cast<unsigned>(num_specs), kStatChunks), dim3(kStatThreads), 0, stream,
+                static_cast<const float*>(logits), vocab, specs, stats);
+  launch_kernel(sample_rows_kernel, dim3(static_cast<unsigned>(num_specs)), dim3(kThreads), 0, stream, logits, vocab,
+                specs, static_cast<const RowStats*>(stats), penalties, penalty_raw, out, mass_scale);
 }
 
 }  // namespace flint::cuda
