@@ -19,8 +19,13 @@
 // prefill chunk that starts mid-sequence needs nothing special.
 //
 // Two shapes of the same kernel:
-//  - prefill (max_query_len > kDecodeMaxQueryLen): M = 64 rows, four warps of
-//    16 rows each, every warp over all 64 keys of a tile;
+//  - prefill (max_query_len > kDecodeMaxQueryLen): M = 128 rows, four warps of
+//    32 rows (two m16 tiles) each, every warp over all 64 keys of a tile. Two
+//    m tiles a warp feed every K and V fragment loaded from shared memory to
+//    four MMAs instead of two (16 rows a warp ran at ~130 TFLOP/s on the 8B
+//    prefill, bound by the latency of its ldmatrix -> mma chains); the second
+//    O accumulator takes the registers Q held, so Q is re-read from shared
+//    memory each key tile;
 //  - decode: M = 16 rows, four warps over disjoint 16-key quarters of each tile
 //    (the rows are few, the keys many), merged at the end.
 // Split-KV, in both shapes when the grid alone would not fill the GPU: the key
@@ -50,6 +55,7 @@ namespace {
 constexpr int kThreads = 128;          // four warps, in both shapes
 constexpr int kKeyTile = 64;           // keys per pipeline stage
 constexpr int kDecodeMaxQueryLen = 4;  // steps with longer sequences run the prefill shape
+constexpr int kDecodeRows = 16, kPrefillRows = 128;  // query rows per CTA of each shape
 constexpr int kReduceWarps = 4;
 
 struct FlashArgs {
@@ -107,9 +113,10 @@ __device__ bool find_tile(const int32_t* query_starts, int num_seqs, int group, 
   return false;
 }
 
-template <int D, int kWarpsM, int kWarpsN>
+template <int D, int kWarpsM, int kWarpsN, int kMT>
 struct FlashConfig {
-  static constexpr int kRows = 16 * kWarpsM;            // M: query rows per CTA
+  static constexpr int kWarpRows = 16 * kMT;            // kMT m16 tiles a warp
+  static constexpr int kRows = kWarpRows * kWarpsM;     // M: query rows per CTA
   static constexpr int kWarpKeys = kKeyTile / kWarpsN;  // keys of a tile per warp
   static constexpr int kStride = D + 8;                 // smem row, elements: +16 bytes keeps ldmatrix conflict-free
   static constexpr int kAccStride = D + 8;              // epilogue f32 row: float2 stores conflict-free
@@ -120,18 +127,21 @@ struct FlashConfig {
   static constexpr int kEpilogueBytes = kEpilogueRows * kAccStride * 4 + 2 * kEpilogueRows * 4;
   static_assert(kWarpsM * kWarpsN * 32 == kThreads, "four warps");
   static_assert(kWarpKeys % 16 == 0, "a warp's keys are whole k16 steps of the P V product");
-  static_assert(kEpilogueBytes <= 4 * kStageBytes, "the epilogue reuses the K/V stages");
+  static_assert(kEpilogueBytes <= kSmemBytes, "the epilogue reuses Q and the K/V stages");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA");
 };
 
-// Occupancy at D 128: prefill 2 CTAs per SM (85 KB of shared memory each),
+// Occupancy at D 128: prefill 2 CTAs per SM (102 KB of shared memory each),
 // decode 3 (72 KB each); the register caps below keep it so.
-template <typename T, int D, int kWarpsM, int kWarpsN>
+template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
 __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attention_kernel(const FlashArgs a) {
   wait_for_previous_grid();
   allow_next_grid();
   using H = Half16<T>;
-  using C = FlashConfig<D, kWarpsM, kWarpsN>;
+  using C = FlashConfig<D, kWarpsM, kWarpsN, kMT>;
+  constexpr int WR = C::kWarpRows;
+  // One m tile: Q stays in registers as A fragments; two: re-read each key tile.
+  constexpr bool kQInRegs = kMT == 1;
   constexpr int M = C::kRows, KW = C::kWarpKeys, S = C::kStride;
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem[];
@@ -139,9 +149,13 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   T* k_s = reinterpret_cast<T*>(smem + C::kQBytes);  // [2][kKeyTile][S]
   T* v_s = k_s + 2 * kKeyTile * S;                   // [2][kKeyTile][S]
 
-  // Heavier tiles (later in a sequence) are numbered last: start them first.
-  const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);
-  const int kvh = blockIdx.y, split = blockIdx.z;
+  // Heavier tiles (later in a sequence) are numbered last: start them first,
+  // the tile of every kv head before the next lighter tile. CTAs are issued
+  // in blockIdx order, so this is longest-first over the whole grid; with the
+  // kv head as a grid dimension of its own, the last heads' heavy causal
+  // tiles started last and left SMs idle for ~30% of an 8B prefill layer.
+  const int order = static_cast<int>(gridDim.x - 1 - blockIdx.x);
+  const int tile = order / a.kv_heads, kvh = order % a.kv_heads, split = blockIdx.z;
   int seq = 0, local = 0;
   if (a.tiles_per_seq > 0) {  // a fixed number of tile slots per sequence, some unused
     seq = tile / a.tiles_per_seq;
@@ -209,25 +223,37 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   load_kv(tile_begin, 0);
   cp_async_commit();  // group: the first K/V tile
 
-  // This thread's two rows of the warp's 16: g and g + 8 (C fragment layout).
-  int row_pos[2];
+  // This thread's two rows of each of the warp's m16 tiles: g and g + 8 (C
+  // fragment layout).
+  int row_pos[kMT][2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = wm * 16 + (lane >> 2) + 8 * h;
-    row_pos[h] = r < rows ? a.positions[q0 + (row0 + r) / a.group] : -1;  // -1: padding row, every key masked
-  }
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = wm * WR + mt * 16 + (lane >> 2) + 8 * h;
+      row_pos[mt][h] = r < rows ? a.positions[q0 + (row0 + r) / a.group] : -1;  // -1: padding row, every key masked
+    }
+  // Q's A fragment of m tile mt for k16 step kk of D.
+  const auto load_q = [&](uint32_t(&f)[4], int mt, int kk) {
+    ldmatrix_x4(f, smem_addr(q_s + (wm * WR + mt * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8));
+  };
 
-  uint32_t qf[D / 16][4];  // Q as A fragments, one per k16 step of D
-  cp_async_wait<1>();      // Q has landed (the K/V tile may still be in flight)
+  uint32_t qf[kQInRegs ? D / 16 : 1][4];  // one m tile: Q as A fragments, one per k16 step of D
+  cp_async_wait<1>();                      // Q has landed (the K/V tile may still be in flight)
   __syncthreads();
+  if constexpr (kQInRegs) {
 #pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk)
-    ldmatrix_x4(qf[kk], smem_addr(q_s + (wm * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8));
-  float o[D / 8][4];                    // output accumulator, C fragments over D
-  float m[2] = {-INFINITY, -INFINITY};  // running max of the scaled scores
-  float l[2] = {0.0f, 0.0f};            // running sum, this thread's columns only
+    for (int kk = 0; kk < D / 16; ++kk) load_q(qf[kk], 0, kk);
+  }
+  float o[kMT][D / 8][4];  // output accumulators, C fragments over D
+  float m[kMT][2], l[kMT][2];  // running max of the scaled scores; running sum, this thread's columns only
 #pragma unroll
-  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  for (int mt = 0; mt < kMT; ++mt) {
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.0f;
+  }
 
   for (int kt = tile_begin; kt < tile_end; ++kt) {
     const int stage = (kt - tile_begin) & 1;
@@ -238,105 +264,138 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
     const T* ks = k_s + stage * kKeyTile * S + wn * KW * S;
     const T* vs = v_s + stage * kKeyTile * S + wn * KW * S;
 
-    // S = Q K^T over this warp's KW keys.
-    float s[KW / 8][4];
+    // S = Q K^T over this warp's KW keys. Each score sums the k16 steps of
+    // D in order (kk outer), whatever kMT is.
+    float s[kMT][KW / 8][4];
 #pragma unroll
-    for (int j = 0; j < KW / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-    for (int np = 0; np < KW / 16; ++np) {
+      for (int j = 0; j < KW / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        if constexpr (kQInRegs) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) qa[mt][i] = qf[kk][i];
+        } else {
+          load_q(qa[mt], mt, kk);
+        }
+      }
+#pragma unroll
+      for (int np = 0; np < KW / 16; ++np) {
         // Matrices: keys +0..7 dims +0..7, keys +0..7 dims +8..15, keys +8..15 dims +0..7, keys +8..15 dims +8..15.
         uint32_t b[4];
         const int key = np * 16 + (lane & 7) + ((lane >> 4) << 3);
         ldmatrix_x4(b, smem_addr(ks + key * S + kk * 16 + ((lane >> 3) & 1) * 8));
-        H::mma(s[2 * np], qf[kk], b[0], b[1]);
-        H::mma(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          H::mma(s[mt][2 * np], qa[mt], b[0], b[1]);
+          H::mma(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
+        }
       }
     }
 
-    // Mask, scale, online softmax.
+    // Mask, scale, online softmax, per m tile.
     const int key_base = kt * kKeyTile + wn * KW + 2 * (lane & 3);
-    float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int j = 0; j < KW / 8; ++j) {
+    for (int mt = 0; mt < kMT; ++mt) {
+      float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = key_base + j * 8 + (e & 1);
-        const float v = key <= row_pos[e >> 1] ? s[j][e] * a.scale_log2 : -INFINITY;
-        s[j][e] = v;
-        mx[e >> 1] = fmaxf(mx[e >> 1], v);
+      for (int j = 0; j < KW / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = key_base + j * 8 + (e & 1);
+          const float v = key <= row_pos[mt][e >> 1] ? s[mt][j][e] * a.scale_log2 : -INFINITY;
+          s[mt][j][e] = v;
+          mx[e >> 1] = fmaxf(mx[e >> 1], v);
+        }
       }
-    }
-    float corr[2], m_use[2];
+      float corr[2], m_use[2];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float m_new = fmaxf(m[h], mx[h]);
-      // A row with every key so far masked keeps m = -inf; subtract 0 then so
-      // that exp2(-inf - m) is 0, never NaN.
-      m_use[h] = m_new == -INFINITY ? 0.0f : m_new;
-      corr[h] = exp2f(m[h] - m_use[h]);
-      m[h] = m_new;
-    }
-    float sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int j = 0; j < KW / 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[j][e] = exp2f(s[j][e] - m_use[e >> 1]);
-        sum[e >> 1] += s[j][e];
+      for (int h = 0; h < 2; ++h) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        const float m_new = fmaxf(m[mt][h], mx[h]);
+        // A row with every key so far masked keeps m = -inf; subtract 0 then
+        // so that exp2(-inf - m) is 0, never NaN.
+        m_use[h] = m_new == -INFINITY ? 0.0f : m_new;
+        corr[h] = exp2f(m[mt][h] - m_use[h]);
+        m[mt][h] = m_new;
       }
-    }
+      float sum[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int h = 0; h < 2; ++h) l[h] = l[h] * corr[h] + sum[h];
+      for (int j = 0; j < KW / 8; ++j) {
 #pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      o[j][0] *= corr[0];
-      o[j][1] *= corr[0];
-      o[j][2] *= corr[1];
-      o[j][3] *= corr[1];
+        for (int e = 0; e < 4; ++e) {
+          s[mt][j][e] = exp2f(s[mt][j][e] - m_use[e >> 1]);
+          sum[e >> 1] += s[mt][j][e];
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) l[mt][h] = l[mt][h] * corr[h] + sum[h];
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        o[mt][j][0] *= corr[0];
+        o[mt][j][1] *= corr[0];
+        o[mt][j][2] *= corr[1];
+        o[mt][j][3] *= corr[1];
+      }
     }
 
     // O += P V: P's C fragments are the A fragments of the next MMA.
 #pragma unroll
     for (int kk = 0; kk < KW / 16; ++kk) {
-      const uint32_t p[4] = {H::pack(s[2 * kk][0], s[2 * kk][1]), H::pack(s[2 * kk][2], s[2 * kk][3]),
-                             H::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), H::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t p[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        p[mt][0] = H::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        p[mt][1] = H::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        p[mt][2] = H::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        p[mt][3] = H::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         // Transposed: keys +0..7 dims +0..7, keys +8..15 dims +0..7, keys +0..7 dims +8..15, keys +8..15 dims +8..15.
         uint32_t b[4];
         const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
         ldmatrix_x4_trans(b, smem_addr(vs + key * S + dp * 16 + (lane >> 4) * 8));
-        H::mma(o[2 * dp], p, b[0], b[1]);
-        H::mma(o[2 * dp + 1], p, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          H::mma(o[mt][2 * dp], p[mt], b[0], b[1]);
+          H::mma(o[mt][2 * dp + 1], p[mt], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // the stage is refilled next iteration
   }
 
-  // Epilogue through shared memory (the K/V stages are free now): each warp
-  // leaves its unnormalised rows and their max and sum; then the CTA merges
-  // the kWarpsN key ranges of every row and writes the output coalesced.
+  // Epilogue through shared memory (Q and the K/V stages are free now: the
+  // loop ended with a barrier): each warp leaves its unnormalised rows and
+  // their max and sum; then the CTA merges the kWarpsN key ranges of every
+  // row and writes the output coalesced.
   cp_async_wait<0>();
-  float* acc_s = reinterpret_cast<float*>(smem + C::kQBytes);  // [kWarpsN * M][kAccStride]
-  float* m_s = acc_s + C::kEpilogueRows * C::kAccStride;       // [kWarpsN * M]
-  float* l_s = m_s + C::kEpilogueRows;                         // [kWarpsN * M]
+  float* acc_s = reinterpret_cast<float*>(smem);          // [kWarpsN * M][kAccStride]
+  float* m_s = acc_s + C::kEpilogueRows * C::kAccStride;  // [kWarpsN * M]
+  float* l_s = m_s + C::kEpilogueRows;                    // [kWarpsN * M]
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-    const int r = wn * M + wm * 16 + (lane >> 2) + 8 * h;
-    float* dst = acc_s + r * C::kAccStride + 2 * (lane & 3);
+  for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-    for (int j = 0; j < D / 8; ++j) *reinterpret_cast<float2*>(dst + j * 8) = make_float2(o[j][2 * h], o[j][2 * h + 1]);
-    if ((lane & 3) == 0) {
-      m_s[r] = m[h];
-      l_s[r] = l[h];
+    for (int h = 0; h < 2; ++h) {
+      float lh = l[mt][h];
+      lh += __shfl_xor_sync(0xffffffffu, lh, 1);
+      lh += __shfl_xor_sync(0xffffffffu, lh, 2);
+      const int r = wn * M + wm * WR + mt * 16 + (lane >> 2) + 8 * h;
+      float* dst = acc_s + r * C::kAccStride + 2 * (lane & 3);
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j)
+        *reinterpret_cast<float2*>(dst + j * 8) = make_float2(o[mt][j][2 * h], o[mt][j][2 * h + 1]);
+      if ((lane & 3) == 0) {
+        m_s[r] = m[mt][h];
+        l_s[r] = lh;
+      }
     }
-  }
   __syncthreads();
 
   for (int idx = tid; idx < M * (D / 4); idx += kThreads) {
@@ -429,7 +488,7 @@ Plan make_plan(const StepArrays& step, const AttentionShape& shape) {
   const int64_t g = shape.num_heads / shape.kv_heads;
   const int64_t T = step.num_tokens, S = step.num_seqs, maxq = std::max(step.max_query_len, 1);
   p.decode = step.max_query_len <= kDecodeMaxQueryLen;
-  p.rows_per_tile = p.decode ? 16 : 64;
+  p.rows_per_tile = p.decode ? kDecodeRows : kPrefillRows;
   const int64_t M = p.rows_per_tile;
   // Either every sequence gets as many tile slots as the longest needs (no
   // scan; decode steps, single prompts), or the tiles are packed and each CTA
@@ -465,15 +524,18 @@ void check_shape(const StepArrays& step, const AttentionShape& shape) {
                  __LINE__);
 }
 
-template <typename T, int D, int kWarpsM, int kWarpsN>
+template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
 void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream) {
-  using C = FlashConfig<D, kWarpsM, kWarpsN>;
-  const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN>;
+  using C = FlashConfig<D, kWarpsM, kWarpsN, kMT>;
+  static_assert(C::kRows == (kWarpsN == 1 ? kPrefillRows : kDecodeRows), "make_plan's rows per tile");
+  const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN, kMT>;
   FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
   // Two or three CTAs per SM need nearly all of the unified L1/shared memory as shared.
   FLINT_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-  const dim3 grid(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(args.kv_heads),
+  // x: (tile, kv head) pairs, tile-major (see the kernel); check_shape bounds
+  // tokens x heads, so this stays far below 2^31.
+  const dim3 grid(static_cast<unsigned>(plan.tiles) * static_cast<unsigned>(args.kv_heads), 1,
                   static_cast<unsigned>(plan.num_splits));
   launch_kernel(kernel, grid, kThreads, C::kSmemBytes, stream, args);
   if (plan.num_splits > 1) {
@@ -486,9 +548,9 @@ void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream) 
 template <typename T, int D>
 void launch_typed(const FlashArgs& args, const Plan& plan, cudaStream_t stream) {
   if (plan.decode)
-    launch_flash<T, D, 1, 4>(args, plan, stream);
+    launch_flash<T, D, 1, 4, 1>(args, plan, stream);
   else
-    launch_flash<T, D, 4, 1>(args, plan, stream);
+    launch_flash<T, D, 4, 1, 2>(args, plan, stream);
 }
 
 }  // namespace
