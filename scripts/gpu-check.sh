@@ -5,8 +5,9 @@
 #
 #   scripts/gpu-check.sh [--fixtures] [--bench] [--profile] [--serve] [--skip-tests]
 #
-# --profile: per-kernel GPU times of one decode step (Nsight Compute), by
-# scripts/kernel-times.py, beside the step time flint bench measures.
+# --profile: per-kernel GPU times of one decode step and of the 8B prefill of
+# 2048 tokens (Nsight Compute), by scripts/kernel-times.py, beside the step
+# time flint bench measures.
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back). Debian
 # packages the GPU image lacks travel as .deb files in .carry/debs (made here
@@ -140,7 +141,14 @@ if ((build_ok && profile)); then
       >"$OUT/ncu-$m.csv" 2>"$OUT/ncu-$m.log"
     table+=("ncu $m b1 decode step|rc $? (kernel-times.txt)")
   done
-  python3 scripts/kernel-times.py "$OUT"/ncu-*.csv >"$OUT/kernel-times.txt" 2>&1
+  python3 scripts/kernel-times.py "$OUT"/ncu-llama-*.csv >"$OUT/kernel-times.txt" 2>&1
+  # The 8B prefill of 2048 tokens, cuBLASLt's kernels included.
+  FLINT_CUDA_GRAPHS=0 timeout 200 ncu --clock-control none --cache-control none --csv --page raw --print-units base \
+    --metrics gpu__time_duration.sum --kernel-name regex:'^(?!copy16).*' \
+    build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda --batch 1 --input-len 2048 --output-len 2 \
+    >"$OUT/ncu-prefill-8b.csv" 2>"$OUT/ncu-prefill-8b.log"
+  table+=("ncu 8b prefill 2048|rc $? (kernel-times-prefill.txt)")
+  python3 scripts/kernel-times.py --prefill "$OUT/ncu-prefill-8b.csv" >"$OUT/kernel-times-prefill.txt" 2>&1
 fi
 
 # Serving: flint serve on the 8B shape, driven by flint bench serve (issue #6).
