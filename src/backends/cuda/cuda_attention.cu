@@ -297,8 +297,12 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
       }
     }
 
-    // Mask, scale, online softmax, per m tile.
+    // Mask, online softmax, per m tile. The max is taken over the raw scores
+    // (the scale is positive) and the scale folds into exp2's argument: one
+    // FFMA an element.
     const int key_base = kt * kKeyTile + wn * KW + 2 * (lane & 3);
+    float corr[kMT][2];
+    bool moved = false;  // a row of this thread has a new max
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) {
       float mx[2] = {-INFINITY, -INFINITY};
@@ -307,21 +311,21 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int key = key_base + j * 8 + (e & 1);
-          const float v = key <= row_pos[mt][e >> 1] ? s[mt][j][e] * a.scale_log2 : -INFINITY;
-          s[mt][j][e] = v;
-          mx[e >> 1] = fmaxf(mx[e >> 1], v);
+          if (key > row_pos[mt][e >> 1]) s[mt][j][e] = -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][j][e]);
         }
       }
-      float corr[2], m_use[2];
+      float m_use[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        const float m_new = fmaxf(m[mt][h], mx[h]);
+        const float m_new = fmaxf(m[mt][h], mx[h] * a.scale_log2);
         // A row with every key so far masked keeps m = -inf; subtract 0 then
         // so that exp2(-inf - m) is 0, never NaN.
         m_use[h] = m_new == -INFINITY ? 0.0f : m_new;
-        corr[h] = exp2f(m[mt][h] - m_use[h]);
+        corr[mt][h] = exp2f(m[mt][h] - m_use[h]);
+        moved |= corr[mt][h] != 1.0f;
         m[mt][h] = m_new;
       }
       float sum[2] = {0.0f, 0.0f};
@@ -329,19 +333,26 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
       for (int j = 0; j < KW / 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[mt][j][e] = exp2f(s[mt][j][e] - m_use[e >> 1]);
+          s[mt][j][e] = exp2f(fmaf(s[mt][j][e], a.scale_log2, -m_use[e >> 1]));
           sum[e >> 1] += s[mt][j][e];
         }
       }
 #pragma unroll
-      for (int h = 0; h < 2; ++h) l[mt][h] = l[mt][h] * corr[h] + sum[h];
+      for (int h = 0; h < 2; ++h) l[mt][h] = l[mt][h] * corr[mt][h] + sum[h];
+    }
+    // Past the first key tiles a row's max rarely moves: when no row of the
+    // warp has a new max (corr == 1: O would stay bit for bit the same), the
+    // rescale of O is skipped.
+    if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        o[mt][j][0] *= corr[0];
-        o[mt][j][1] *= corr[0];
-        o[mt][j][2] *= corr[1];
-        o[mt][j][3] *= corr[1];
-      }
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+          o[mt][j][0] *= corr[mt][0];
+          o[mt][j][1] *= corr[mt][0];
+          o[mt][j][2] *= corr[mt][1];
+          o[mt][j][3] *= corr[mt][1];
+        }
     }
 
     // O += P V: P's C fragments are the A fragments of the next MMA.
