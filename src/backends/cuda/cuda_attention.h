@@ -67,7 +67,7 @@ void launch_rope_table(const float* inv_freq, int head_dim, const int32_t* posit
 // positions [0, position]; GQA without repeating K/V. Both shapes run one
 // tensor-core flash kernel whose CTA holds the q heads of one kv head for a few
 // tokens, so each K/V tile is read once per kv head for the whole query group:
-// 64 rows per CTA for prefill-shaped steps, 16 for decode-shaped ones
+// 128 rows per CTA for prefill-shaped steps, 16 for decode-shaped ones
 // (max_query_len <= 4), with the keys split over several CTAs (split-KV) when
 // the grid would not fill the GPU. head_dim 64 or 128; any block_size.
 // `workspace` holds split-KV partials: at least attention_workspace_bytes()
