@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -171,6 +172,13 @@ TEST_F(CudaSampling, SameTokensAsTheHostOnPeakedRows) {
 // edges in 128k rows.
 constexpr int kSlices = 64;
 
+// Every id of a (small) vocabulary.
+std::vector<int32_t> every_id(int32_t vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  return ids;
+}
+
 // The ids just before the edges between the 64 slices of a `vocab` row.
 std::vector<int32_t> last_ids_of_slices(int32_t vocab) {
   int32_t size = (vocab + kSlices - 1) / kSlices;
@@ -300,11 +308,7 @@ TEST_F(CudaSampling, TheFirstNanOrInfIsFoundInAnySlice) {
     EXPECT_EQ(got.back().status, RowSampleStatus::nan_logit) << "vocab " << vocab;
     EXPECT_EQ(got.back().id, vocab - 1) << "vocab " << vocab;
   };
-  for (int32_t vocab : {1, 3, 1001, 2052}) {
-    std::vector<int32_t> ids(static_cast<size_t>(vocab));
-    for (int32_t i = 0; i < vocab; ++i) ids[static_cast<size_t>(i)] = i;
-    check(vocab, ids);
-  }
+  for (int32_t vocab : {1, 3, 1001, 2052}) check(vocab, every_id(vocab));
   for (int32_t vocab : {128256, 128256 + 3}) {
     std::vector<int32_t> ids = last_ids_of_slices(vocab);
     const size_t edges = ids.size();
@@ -335,11 +339,7 @@ TEST_F(CudaSampling, OneFiniteLogitInAnySliceIsTheToken) {
       EXPECT_EQ(got.back().status, RowSampleStatus::all_neg_inf) << "vocab " << vocab;
     }
   };
-  for (int32_t vocab : {1, 3, 1001, 2052}) {
-    std::vector<int32_t> ids(static_cast<size_t>(vocab));
-    for (int32_t i = 0; i < vocab; ++i) ids[static_cast<size_t>(i)] = i;
-    check(vocab, ids);
-  }
+  for (int32_t vocab : {1, 3, 1001, 2052}) check(vocab, every_id(vocab));
   for (int32_t vocab : {128256, 128256 + 3}) {
     std::vector<int32_t> ids = last_ids_of_slices(vocab);
     ids.push_back(0);
