@@ -118,11 +118,13 @@ if ((build_ok)); then
     timeout 120 build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda --batch 1 --input-len 2048 \
       --output-len 4 --json "$OUT/bench-8b-prefill.json" >"$OUT/bench-8b-prefill.log" 2>&1
     table+=("bench 8b prefill 2048|rc $? (bench-8b-prefill.log)")
-    # Batch-1 decode without programmatic dependent launch, for comparison.
+    # Decode with each step queued only after the last one's tokens reach the
+    # host, for comparison (FLINT_CUDA_PDL=0 does the same for programmatic
+    # dependent launch).
     for m in llama-3.2-1b llama-3.1-8b; do
-      FLINT_CUDA_PDL=0 timeout 100 build/cuda/bin/flint bench --model dummy:$m --device cuda --batch 1 --input-len 128 \
-        --output-len 128 --json "$OUT/bench-$m-nopdl.json" >"$OUT/bench-$m-nopdl.log" 2>&1
-      table+=("bench $m b1 FLINT_CUDA_PDL=0|rc $? (bench-$m-nopdl.log)")
+      timeout 100 build/cuda/bin/flint bench --model dummy:$m --device cuda --batch 1,16 --input-len 128 \
+        --output-len 128 --no-overlap --json "$OUT/bench-$m-nooverlap.json" >"$OUT/bench-$m-nooverlap.log" 2>&1
+      table+=("bench $m b1,16 --no-overlap|rc $? (bench-$m-nooverlap.log)")
     done
     if [[ -x build/cuda/bench/bench_cuda_ops ]]; then
       timeout 120 build/cuda/bench/bench_cuda_ops --benchmark_filter=Linear >"$OUT/bench-cuda-ops.log" 2>&1

@@ -71,6 +71,16 @@ std::vector<RowSample> Backend::sample_rows(const Tensor& logits, const std::vec
   fail("the {} backend samples on the host: call sample_rows only where samples_on_device()", name());
 }
 
+void Backend::sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                                const std::vector<PenalizedToken>& penalties) {
+  (void)logits, (void)specs, (void)penalties;
+  fail("the {} backend samples on the host: call sample_rows_async only where samples_on_device()", name());
+}
+
+std::vector<RowSample> Backend::collect_samples() {
+  fail("the {} backend samples on the host: call collect_samples only where samples_on_device()", name());
+}
+
 void check_sampling_args(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                          const std::vector<PenalizedToken>& penalties) {
   FLINT_CHECK(logits.defined() && logits.dtype() == DType::f32 && logits.dim() == 2 && logits.is_contiguous(),

@@ -11,7 +11,8 @@
 // - Ops may run asynchronously; read_logits() and synchronize() are the points
 //   where results reach the host.
 // - The attention ops read the step's Batch set by begin_step(); begin_step()
-//   validates it against the cache.
+//   validates it against the cache. A backend that does not sample on its
+//   device refuses a batch with token_from_sample entries.
 // - run_step() runs a whole step body; a backend may replay a recorded one (the
 //   CUDA backend's graphs, docs/CUDA.md). The tensor it returns may be owned by
 //   the backend: valid until the next run_step()/begin_step(), so copy it (to_host)
@@ -194,6 +195,17 @@ class Backend {
   // flint::Error on bad arguments.
   virtual std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                              const std::vector<PenalizedToken>& penalties);
+  // sample_rows() in two halves, so that the device need not wait for the
+  // host between steps: sample_rows_async() queues the draw and returns; the
+  // next run_step() may read its ids where they were drawn (a batch's
+  // token_from_sample indexes `specs`) before collect_samples() waits for the
+  // RowSamples. Until the next sample_rows_async() or sample_rows(), the
+  // drawn ids stay readable. Only where samples_on_device().
+  virtual void sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                                 const std::vector<PenalizedToken>& penalties);
+  // The RowSamples of the last sample_rows_async(), one per spec; waits for
+  // them. Throws flint::Error when nothing is pending.
+  virtual std::vector<RowSample> collect_samples();
 };
 
 }  // namespace flint

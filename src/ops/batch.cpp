@@ -49,6 +49,10 @@ void Batch::validate(int32_t block_size, int32_t num_blocks) const {
   }
   for (int32_t r : logits_rows)
     FLINT_CHECK(r >= 0 && static_cast<size_t>(r) < T, "batch: logits row {} outside [0, {})", r, T);
+  FLINT_CHECK(token_from_sample.empty() || token_from_sample.size() == T,
+              "batch: {} token_from_sample entries for {} tokens", token_from_sample.size(), T);
+  for (int32_t from : token_from_sample)
+    FLINT_CHECK(from >= -1, "batch: token_from_sample entry {} (must be -1 or a sample's index)", from);
 }
 
 BatchBuilder::BatchBuilder(int32_t max_blocks_per_seq) {
@@ -63,6 +67,7 @@ void BatchBuilder::add_sequence(const std::vector<int32_t>& tokens, int32_t cach
   const auto first_row = static_cast<int32_t>(batch_.token_ids.size());
   for (size_t i = 0; i < tokens.size(); ++i) {
     batch_.token_ids.push_back(tokens[i]);
+    if (!batch_.token_from_sample.empty()) batch_.token_from_sample.push_back(-1);
     batch_.positions.push_back(cached + static_cast<int32_t>(i));
     if (want_all_logits) batch_.logits_rows.push_back(first_row + static_cast<int32_t>(i));
   }
@@ -72,6 +77,14 @@ void BatchBuilder::add_sequence(const std::vector<int32_t>& tokens, int32_t cach
   batch_.context_lens.push_back(cached + static_cast<int32_t>(tokens.size()));
   for (int32_t b = 0; b < batch_.max_blocks_per_seq; ++b)
     batch_.block_tables.push_back(b < static_cast<int32_t>(blocks.size()) ? blocks[static_cast<size_t>(b)] : -1);
+}
+
+void BatchBuilder::add_sampled_token(int32_t sample, int32_t cached, const std::vector<int32_t>& blocks) {
+  FLINT_CHECK(sample >= 0, "batch: sample index {} is negative", sample);
+  add_sequence({0}, cached, blocks);  // id 0 holds the place: the backend reads the drawn one
+  // Until the first sampled token, token_from_sample stays empty (all -1).
+  if (batch_.token_from_sample.empty()) batch_.token_from_sample.assign(batch_.token_ids.size(), -1);
+  batch_.token_from_sample.back() = sample;
 }
 
 Batch BatchBuilder::build() { return std::move(batch_); }

@@ -26,13 +26,19 @@ struct Batch {
   // Rows of [T] whose logits the caller wants, in the order it wants them
   // (usually the last token of each sequence that samples).
   std::vector<int32_t> logits_rows;
+  // [T], or empty for all -1: where >= 0, token t is the id that spec
+  // token_from_sample[t] of the backend's last sample_rows_async() drew, read
+  // where it was drawn (token_ids[t] is then ignored). Lets a step be queued
+  // before the previous step's ids reach the host (Backend::sample_rows_async).
+  std::vector<int32_t> token_from_sample;
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(context_lens.size()); }
   int32_t max_query_len() const;
   int32_t max_context_len() const;
   // Throws flint::Error when the arrays disagree (sizes, ranges, positions not
-  // matching context_lens, block ids outside [0, num_blocks)).
+  // matching context_lens, block ids outside [0, num_blocks), a
+  // token_from_sample entry below -1).
   void validate(int32_t block_size, int32_t num_blocks) const;
 };
 
@@ -44,6 +50,9 @@ class BatchBuilder {
   // `blocks` must cover cached + tokens.size() positions.
   void add_sequence(const std::vector<int32_t>& tokens, int32_t cached, const std::vector<int32_t>& blocks,
                     bool want_logits_of_last = true, bool want_all_logits = false);
+  // One decode token: the id that spec `sample` of the backend's last
+  // sample_rows_async() drew (Batch::token_from_sample); its logits wanted.
+  void add_sampled_token(int32_t sample, int32_t cached, const std::vector<int32_t>& blocks);
   Batch build();
 
  private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "core/error.h"
 #include "runtime/kv_blocks.h"
@@ -31,6 +32,7 @@ struct Sequence {
   std::unique_ptr<SequenceSampler> sampler;
   std::unique_ptr<IncrementalDecoder> decoder;
   std::unique_ptr<StopChecker> stop;
+  int32_t drawing = -1;         // >= 0: its next token is that draw of the pending step, not yet collected
   GenerationResult result;
   bool done() const { return result.finish != FinishReason::none; }
 };
@@ -106,8 +108,52 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
     blocks.release(static_cast<int64_t>(s.index));
   };
 
+  // Each step's time runs from the previous step's tokens reaching the host to
+  // its own.
   const auto start = Clock::now();
-  bool first_token = true;
+  auto last_arrival = start;
+  auto account = [&](bool prefill) {
+    const auto now = Clock::now();
+    (prefill ? stats_.prefill_seconds : stats_.decode_seconds) += std::chrono::duration<double>(now - last_arrival).count();
+    last_arrival = now;
+    ++stats_.steps;
+  };
+  // Appends a sampled token and applies the stop conditions.
+  auto take = [&](Sequence& s, const SampleOutcome& drawn) {
+    s.drawing = -1;
+    FLINT_CHECK(drawn.error.empty(), "request {}: {}", s.index, drawn.error);
+    const SampledToken& tok = drawn.token;
+    if (stats_.generated_tokens == 0) stats_.first_token_seconds = seconds_since(start);
+    s.sampler->accept(tok.id);
+    s.tokens.push_back(tok.id);
+    s.result.tokens.push_back(tok.id);
+    s.result.samples.push_back(tok);
+    ++stats_.generated_tokens;
+    const SamplingParams& p = requests[s.index].params;
+    const bool is_eos = !p.ignore_eos && std::find(eos.begin(), eos.end(), tok.id) != eos.end();
+    const bool is_stop_id =
+        std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), tok.id) != p.stop_token_ids.end();
+    if (is_eos || is_stop_id) {
+      finish(s, FinishReason::stop);
+      return;
+    }
+    const StopChecker::Result text = s.stop->push(s.decoder->push(tok.id));
+    emit(s, text.emit);
+    if (text.stopped) {
+      finish(s, FinishReason::stop, /*by_stop_string=*/true);
+    } else if (static_cast<int64_t>(s.tokens.size()) >= s.limit) {
+      finish(s, FinishReason::length);
+    }
+  };
+
+  // The step whose draws are queued on the device, not yet collected.
+  struct Pending {
+    std::vector<Sequence*> seqs;
+    std::vector<SampleTask> tasks;
+    bool prefill = false;
+  };
+  std::optional<Pending> pending;
+
   while (true) {
     // Decode tokens first (one per running sequence), then prefill chunks.
     BatchBuilder builder(table_width);
@@ -119,10 +165,21 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
         if (s.done()) continue;
         const bool decoding = s.cached >= s.prompt_len;
         if (decoding != (pass == 0) || budget <= 0) continue;
-        const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.cached;
-        const int64_t n = std::min(pending, budget);
-        budget -= n;
         const auto seq_id = static_cast<int64_t>(s.index);
+        if (s.drawing >= 0) {
+          // Its next token is still being drawn: it is this step's input,
+          // unless it is the sequence's last.
+          if (static_cast<int64_t>(s.tokens.size()) + 1 >= s.limit) continue;
+          --budget;
+          FLINT_ASSERT(blocks.ensure(seq_id, s.cached + 1));
+          builder.add_sampled_token(s.drawing, static_cast<int32_t>(s.cached), blocks.blocks(seq_id));
+          sampling.push_back(&s);
+          s.cached += 1;
+          continue;
+        }
+        const int64_t pending_tokens = static_cast<int64_t>(s.tokens.size()) - s.cached;
+        const int64_t n = std::min(pending_tokens, budget);
+        budget -= n;
         FLINT_ASSERT(blocks.ensure(seq_id, s.cached + n));  // the pool holds every sequence's limit
         std::vector<TokenId> chunk(s.tokens.begin() + s.cached, s.tokens.begin() + s.cached + n);
         const bool samples = s.cached + n == static_cast<int64_t>(s.tokens.size());
@@ -133,45 +190,37 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
       }
     }
     Batch batch = builder.build();
-    if (batch.num_tokens() == 0) break;
+    const bool have_step = batch.num_tokens() > 0;
+    if (!have_step && !pending) break;
 
-    const auto step_start = Clock::now();
-    const Tensor logits = model_.forward(batch, cache);
-    std::vector<SampleTask> tasks;
-    for (size_t r = 0; r < sampling.size(); ++r) tasks.push_back({sampling[r]->sampler.get(), static_cast<int64_t>(r)});
-    std::vector<SampleOutcome> drawn = sample_step(backend, logits, tasks);
-    const double step_seconds = seconds_since(step_start);
-    (any_prefill ? stats_.prefill_seconds : stats_.decode_seconds) += step_seconds;
-    ++stats_.steps;
+    // Queued first, so that the device computes while the host takes the
+    // pending step's tokens.
+    Tensor logits;
+    if (have_step) logits = model_.forward(batch, cache);
+    if (pending) {
+      const std::vector<SampleOutcome> drawn = collect_sample_step(backend, pending->tasks);
+      account(pending->prefill);
+      for (size_t r = 0; r < pending->seqs.size(); ++r) take(*pending->seqs[r], drawn[r]);
+      pending.reset();
+    }
+    if (!have_step) continue;
 
+    // A sequence that stopped on the token just taken computed its row for nothing.
+    Pending step;
+    step.prefill = any_prefill;
     for (size_t r = 0; r < sampling.size(); ++r) {
-      Sequence& s = *sampling[r];
-      FLINT_CHECK(drawn[r].error.empty(), "request {}: {}", s.index, drawn[r].error);
-      const SampledToken& tok = drawn[r].token;
-      if (first_token) {
-        stats_.first_token_seconds = seconds_since(start);
-        first_token = false;
-      }
-      s.sampler->accept(tok.id);
-      s.tokens.push_back(tok.id);
-      s.result.tokens.push_back(tok.id);
-      s.result.samples.push_back(tok);
-      ++stats_.generated_tokens;
-      const SamplingParams& p = requests[s.index].params;
-      const bool is_eos = !p.ignore_eos && std::find(eos.begin(), eos.end(), tok.id) != eos.end();
-      const bool is_stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), tok.id) !=
-                              p.stop_token_ids.end();
-      if (is_eos || is_stop_id) {
-        finish(s, FinishReason::stop);
-        continue;
-      }
-      const StopChecker::Result text = s.stop->push(s.decoder->push(tok.id));
-      emit(s, text.emit);
-      if (text.stopped) {
-        finish(s, FinishReason::stop, /*by_stop_string=*/true);
-      } else if (static_cast<int64_t>(s.tokens.size()) >= s.limit) {
-        finish(s, FinishReason::length);
-      }
+      if (sampling[r]->done()) continue;
+      step.seqs.push_back(sampling[r]);
+      step.tasks.push_back({sampling[r]->sampler.get(), static_cast<int64_t>(r)});
+    }
+    if (options_.overlap_steps && can_sample_async(backend, logits, step.tasks)) {
+      sample_step_async(backend, logits, step.tasks);
+      for (size_t r = 0; r < step.seqs.size(); ++r) step.seqs[r]->drawing = static_cast<int32_t>(r);
+      pending = std::move(step);
+    } else {
+      const std::vector<SampleOutcome> drawn = sample_step(backend, logits, step.tasks);
+      account(step.prefill);
+      for (size_t r = 0; r < step.seqs.size(); ++r) take(*step.seqs[r], drawn[r]);
     }
   }
 

@@ -10,6 +10,15 @@
 //   its stop ids, or a stop string (not included in the text), or when the
 //   sequence reaches the model's context length.
 // - on_text receives UTF-8-complete text deltas per request as they are made.
+// - With overlap_steps, where the backend samples on its device, each step is
+//   queued before the previous step's tokens reach the host: its decode
+//   tokens are the ones still being drawn (Batch::token_from_sample), and the
+//   host's bookkeeping runs while the device computes. A sequence that stops
+//   on a token (EOS, stop id or string) then has one more row computed and
+//   discarded; the results are the same as without overlap.
+// - Stats time each step from the previous step's tokens reaching the host to
+//   its own (the first from the start of run()), so that they sum to the
+//   wall-clock time.
 #pragma once
 
 #include <functional>
@@ -41,6 +50,7 @@ struct GeneratorOptions {
   int32_t block_size = 16;
   int32_t max_batched_tokens = 2048;
   DType kv_dtype = DType::f32;  // the CPU reference keeps K/V in f32
+  bool overlap_steps = true;    // queue a step before the last one's tokens reach the host (see above)
 };
 
 struct GenerationStats {

@@ -14,7 +14,55 @@ void sample_on_host(const Tensor& host, SampleOutcome& out, const SampleTask& ta
   }
 }
 
+// Each task's token from its RowSample, or the error device_result() throws.
+void read_device_results(std::span<const SampleTask> tasks, std::span<const size_t> task_of_spec,
+                         const std::vector<RowSample>& drawn, std::vector<SampleOutcome>& out) {
+  FLINT_CHECK(drawn.size() == task_of_spec.size(), "sampling: {} results for {} draws", drawn.size(),
+              task_of_spec.size());
+  for (size_t s = 0; s < drawn.size(); ++s) {
+    SampleOutcome& o = out[task_of_spec[s]];
+    try {
+      o.token = tasks[task_of_spec[s]].sampler->device_result(drawn[s]);
+    } catch (const std::exception& e) {
+      o.error = e.what();
+    }
+  }
+}
+
+std::vector<RowSamplingSpec> device_specs(const Tensor& logits, std::span<const SampleTask> tasks,
+                                          std::vector<PenalizedToken>& penalties) {
+  std::vector<RowSamplingSpec> specs;
+  for (const SampleTask& t : tasks) {
+    FLINT_CHECK(t.row >= 0 && t.row < logits.size(0), "sample_step: row {} of {}", t.row, logits.size(0));
+    specs.push_back(t.sampler->device_spec(static_cast<int32_t>(t.row), penalties));
+  }
+  return specs;
+}
+
 }  // namespace
+
+bool can_sample_async(const Backend& backend, const Tensor& logits, std::span<const SampleTask> tasks) {
+  if (tasks.empty() || logits.device() != backend.device() || !backend.samples_on_device()) return false;
+  for (const SampleTask& t : tasks)
+    if (t.sampler->needs_host_row()) return false;
+  return true;
+}
+
+void sample_step_async(Backend& backend, const Tensor& logits, std::span<const SampleTask> tasks) {
+  FLINT_CHECK(can_sample_async(backend, logits, tasks),
+              "sample_step_async: these tasks need the host (see can_sample_async)");
+  std::vector<PenalizedToken> penalties;
+  const std::vector<RowSamplingSpec> specs = device_specs(logits, tasks, penalties);
+  backend.sample_rows_async(logits, specs, penalties);
+}
+
+std::vector<SampleOutcome> collect_sample_step(Backend& backend, std::span<const SampleTask> tasks) {
+  std::vector<SampleOutcome> out(tasks.size());
+  std::vector<size_t> task_of_spec(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) task_of_spec[i] = i;
+  read_device_results(tasks, task_of_spec, backend.collect_samples(), out);
+  return out;
+}
 
 std::vector<SampleOutcome> sample_step(Backend& backend, const Tensor& logits, std::span<const SampleTask> tasks) {
   FLINT_CHECK(logits.dtype() == DType::f32 && logits.dim() == 2, "sample_step: logits must be f32 [rows, vocab]");
@@ -23,7 +71,7 @@ std::vector<SampleOutcome> sample_step(Backend& backend, const Tensor& logits, s
   for (const SampleTask& t : tasks)
     FLINT_CHECK(t.row >= 0 && t.row < logits.size(0), "sample_step: row {} of {}", t.row, logits.size(0));
 
-  if (logits.device() == Device::cpu || !backend.samples_on_device()) {
+  if (logits.device() != backend.device() || !backend.samples_on_device()) {
     const Tensor host = logits.device() == Device::cpu
                             ? (logits.is_contiguous() ? logits : logits.contiguous_copy())
                             : backend.to_host(logits);
@@ -46,15 +94,7 @@ std::vector<SampleOutcome> sample_step(Backend& backend, const Tensor& logits, s
     }
   }
   if (specs.empty()) return out;
-  const std::vector<RowSample> drawn = backend.sample_rows(logits, specs, penalties);
-  for (size_t s = 0; s < specs.size(); ++s) {
-    SampleOutcome& o = out[on_device[s]];
-    try {
-      o.token = tasks[on_device[s]].sampler->device_result(drawn[s]);
-    } catch (const std::exception& e) {
-      o.error = e.what();
-    }
-  }
+  read_device_results(tasks, on_device, backend.sample_rows(logits, specs, penalties), out);
   return out;
 }
 

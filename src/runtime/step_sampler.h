@@ -4,11 +4,12 @@
 // Contract:
 // - One outcome per task, in order: the token, or the error sample() threw
 //   for that sequence (bad logits fail that sequence only).
-// - Host logits: each task's SequenceSampler::sample() on its row. Device
-//   logits on a backend that samples on its device: one sample_rows() call for
-//   every task that does not need the whole row (top logprobs), so only ids
-//   and logprobs cross; rows that do need it are copied alone. Otherwise the
-//   logits are copied to the host once.
+// - Logits on a backend that samples on its device (samples_on_device(), the
+//   logits on backend.device()): one sample_rows() call for every task that
+//   does not need the whole row (top logprobs), so only ids and logprobs
+//   cross; rows that do need it are copied alone. Otherwise the logits are
+//   copied to the host once and each task's SequenceSampler::sample() runs on
+//   its row.
 // - Tokens are not accepted here: the caller decides what it appends.
 // - The logits' sampled rows may be overwritten (device penalties).
 #pragma once
@@ -35,5 +36,15 @@ struct SampleOutcome {
 
 // logits: f32 [R, V] on the host or on `backend`'s device.
 std::vector<SampleOutcome> sample_step(Backend& backend, const Tensor& logits, std::span<const SampleTask> tasks);
+
+// sample_step() in two halves (Backend::sample_rows_async), so that the next
+// step can be queued before this one's tokens reach the host: possible when
+// the logits are on a device that samples there and no task needs its whole
+// row. The draw of task i is spec i, which the next batch's
+// token_from_sample names; collect_sample_step() waits for the outcomes, with
+// the same tasks.
+bool can_sample_async(const Backend& backend, const Tensor& logits, std::span<const SampleTask> tasks);
+void sample_step_async(Backend& backend, const Tensor& logits, std::span<const SampleTask> tasks);
+std::vector<SampleOutcome> collect_sample_step(Backend& backend, std::span<const SampleTask> tasks);
 
 }  // namespace flint

@@ -30,6 +30,7 @@ struct BenchOptions {
   float temperature = 0;
   int32_t top_k = 0;
   float top_p = 1;
+  bool no_overlap = false;  // wait for each step's tokens before queuing the next (A/B)
 };
 
 std::vector<int32_t> parse_list(const std::string& text, const char* flag) {
@@ -82,7 +83,9 @@ void run_bench(const BenchOptions& o) {
   const DeviceCeilings ceil = measure_ceilings(device);
   fmt::print("device {}: copy {:.1f} GB/s ({}), GEMM {:.1f} GFLOP/s ({})\n", backend->name(),
              ceil.copy_bytes_per_s / 1e9, ceil.copy_method, ceil.gemm_flops_per_s / 1e9, ceil.gemm_method);
-  fmt::print("decode steps: {}; sampling: {}\n", step_execution(device),
+  fmt::print("decode steps: {}, {}; sampling: {}\n", step_execution(device),
+             backend->samples_on_device() && !o.no_overlap ? "queued before the last step's tokens reach the host"
+                                                           : "one after another",
              o.temperature == 0 ? std::string("greedy")
                                 : fmt::format("temperature {} top-k {} top-p {}", o.temperature, o.top_k, o.top_p));
   // Bytes as the device holds them: the CUDA backend keeps every matrix in
@@ -115,6 +118,7 @@ void run_bench(const BenchOptions& o) {
       GeneratorOptions go;
       go.max_batched_tokens = std::max(o.max_batched_tokens, B);
       go.kv_dtype = backend->activation_dtype();
+      go.overlap_steps = !o.no_overlap;
       Generator gen(model, *tokenizer, go);
       // Untimed first: lazy kernel loading, cuBLASLt heuristics, memory pools.
       std::vector<GenerationRequest> warm = reqs;
@@ -181,6 +185,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--temperature", o->temperature, "sampling temperature (0: greedy)")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "top-p (1: off)")->capture_default_str();
+  cmd->add_flag("--no-overlap", o->no_overlap,
+                "queue each step only after the last one's tokens reach the host (for A/B runs)");
   // `flint bench serve` (cmd_bench_serve.cpp) drives a server instead.
   add_bench_serve(*cmd);
   cmd->callback([o, cmd] {

@@ -108,6 +108,8 @@ class CpuBackend final : public Backend {
 
   void begin_step(const Batch& batch, const KvCache& cache) override {
     batch.validate(cache.shape.block_size, cache.shape.num_blocks);
+    for (int32_t from : batch.token_from_sample)
+      FLINT_CHECK(from < 0, "batch: token_from_sample needs a backend that samples on its device, not the CPU");
     batch_ = batch;
     step_shape_ = cache.shape;
     token_seq_.assign(static_cast<size_t>(batch.num_tokens()), 0);

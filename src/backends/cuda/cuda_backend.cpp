@@ -120,11 +120,14 @@ class CudaBackend final : public Backend {
     cudaDeviceProp p{};
     FLINT_CUDA_CHECK(cudaGetDeviceProperties(&p, context_->device()));
     device_name_ = p.name;
+    FLINT_CUDA_CHECK(cudaEventCreateWithFlags(&samples_copied_, cudaEventDisableTiming));
+    grow_samples(kInitialSamples);
   }
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream());
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    cudaEventDestroy(samples_copied_);
   }
 
   Device device() const override { return Device::cuda; }
@@ -280,9 +283,7 @@ class CudaBackend final : public Backend {
       if (it != graphs_.end()) {
         // Replay: the step's arrays go to the addresses the graph reads, then
         // one launch runs the whole forward.
-        for (int32_t id : batch.token_ids)
-          FLINT_CHECK(id >= 0 && id < it->second.vocab,
-                      "embedding: token id {} is outside the vocabulary [0, {})", id, it->second.vocab);
+        check_step_tokens(batch.token_ids, batch.token_from_sample, it->second.vocab);
         step_shape_ = cache.shape;
         set_step(padded, cache.shape, arena_->data());
         FLINT_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream()));
@@ -313,9 +314,10 @@ class CudaBackend final : public Backend {
     host_token_ids_ = batch.token_ids;
     host_logits_rows_ = batch.logits_rows;
     step_shape_ = shape;
+    host_token_from_sample_ = batch.token_from_sample;
     const auto T = static_cast<size_t>(batch.num_tokens()), S = static_cast<size_t>(batch.num_seqs());
     // One int32 array, one copy: token ids, positions, token_seq, query_starts,
-    // context_lens, block tables, logits rows.
+    // context_lens, block tables, logits rows, token_from_sample (-1: none).
     std::vector<int32_t>& a = staging_;
     a.clear();
     a.insert(a.end(), batch.token_ids.begin(), batch.token_ids.end());
@@ -327,6 +329,10 @@ class CudaBackend final : public Backend {
     a.insert(a.end(), batch.context_lens.begin(), batch.context_lens.end());
     a.insert(a.end(), batch.block_tables.begin(), batch.block_tables.end());
     a.insert(a.end(), batch.logits_rows.begin(), batch.logits_rows.end());
+    if (batch.token_from_sample.empty())
+      a.insert(a.end(), T, -1);
+    else
+      a.insert(a.end(), batch.token_from_sample.begin(), batch.token_from_sample.end());
     const auto* d = reinterpret_cast<const int32_t*>(step_upload_.upload(a.data(), a.size() * sizeof(int32_t), fixed_dst));
     token_ids_ = d;
     step_.positions = d + T;
@@ -335,6 +341,7 @@ class CudaBackend final : public Backend {
     step_.context_lens = step_.query_starts + S + 1;
     step_.block_tables = step_.context_lens + S;
     logits_rows_ = step_.block_tables + S * static_cast<size_t>(batch.max_blocks_per_seq);
+    token_from_sample_ = logits_rows_ + batch.logits_rows.size();
     step_.num_tokens = batch.num_tokens();
     step_.num_seqs = batch.num_seqs();
     step_.max_query_len = batch.max_query_len();
@@ -352,12 +359,9 @@ class CudaBackend final : public Backend {
     const int64_t vocab = table.size(0), h = table.size(1), n = step_.num_tokens;
     recorded_vocab_ = vocab;
     check_act(out, "embedding", "out", {n, h});
-    for (int64_t t = 0; t < n; ++t) {
-      const int32_t id = host_token_ids_[static_cast<size_t>(t)];
-      FLINT_CHECK(id >= 0 && id < vocab, "embedding: token id {} (batch row {}) is outside the vocabulary [0, {})", id,
-                  t, vocab);
-    }
-    cuda::launch_gather_rows(table.raw(), token_ids_, n, h, out.raw(), stream());
+    check_step_tokens(host_token_ids_, host_token_from_sample_, vocab);
+    cuda::launch_embedding(table.raw(), token_ids_, token_from_sample_, samples_, static_cast<int32_t>(vocab), n, h,
+                           out.raw(), stream());
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
@@ -495,10 +499,18 @@ class CudaBackend final : public Backend {
 
   std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                      const std::vector<PenalizedToken>& penalties) override {
+    sample_rows_async(logits, specs, penalties);
+    return collect_samples();
+  }
+
+  void sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
+                         const std::vector<PenalizedToken>& penalties) override {
     check_sampling_args(logits, specs, penalties);
     FLINT_CHECK(logits.device() == Device::cuda, "sample_rows: logits must be a CUDA tensor");
-    std::vector<RowSample> out(specs.size());
-    if (specs.empty()) return out;
+    drawn_ = 0;
+    collect_pending_ = specs.empty();
+    if (specs.empty()) return;
+    if (specs.size() > samples_capacity_) grow_samples(std::max(specs.size(), 2 * samples_capacity_));
     // Specs then penalties, one upload (RowSamplingSpec's size is a multiple of 8).
     static_assert(sizeof(RowSamplingSpec) % alignof(PenalizedToken) == 0);
     const size_t spec_bytes = specs.size() * sizeof(RowSamplingSpec);
@@ -508,18 +520,28 @@ class CudaBackend final : public Backend {
     if (pen_bytes > 0) std::memcpy(sample_staging_.data() + spec_bytes, penalties.data(), pen_bytes);
     std::byte* d = sample_upload_.upload(sample_staging_.data(), sample_staging_.size());
     Tensor raw = cuda::pooled_tensor(context_, DType::f32, {std::max<int64_t>(1, std::ssize(penalties))});
-    Tensor result = cuda::pooled_tensor(context_, DType::u8, {static_cast<int64_t>(specs.size() * sizeof(RowSample))});
     const auto num_specs = static_cast<int32_t>(specs.size());
     Tensor workspace =
         cuda::pooled_tensor(context_, DType::u8, {static_cast<int64_t>(cuda::sample_rows_workspace_bytes(num_specs))});
     cuda::launch_sample_rows(logits.data<float>(), static_cast<int32_t>(logits.size(1)),
                              reinterpret_cast<const RowSamplingSpec*>(d), num_specs,
                              reinterpret_cast<const PenalizedToken*>(d + spec_bytes), raw.data<float>(),
-                             workspace.raw(), reinterpret_cast<RowSample*>(result.raw()), stream());
-    sample_result_.reserve(out.size() * sizeof(RowSample));
-    FLINT_CUDA_CHECK(cudaMemcpyAsync(sample_result_.data(), result.raw(), out.size() * sizeof(RowSample),
+                             workspace.raw(), samples_, stream());
+    sample_result_.reserve(specs.size() * sizeof(RowSample));
+    FLINT_CUDA_CHECK(cudaMemcpyAsync(sample_result_.data(), samples_, specs.size() * sizeof(RowSample),
                                      cudaMemcpyDeviceToHost, stream()));
-    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    FLINT_CUDA_CHECK(cudaEventRecord(samples_copied_, stream()));
+    drawn_ = specs.size();
+    collect_pending_ = true;
+  }
+
+  std::vector<RowSample> collect_samples() override {
+    FLINT_CHECK(collect_pending_, "collect_samples: no sample_rows_async() is pending");
+    collect_pending_ = false;
+    std::vector<RowSample> out(drawn_);
+    if (out.empty()) return out;
+    // The event, not the stream: a step queued after the draw may be running.
+    FLINT_CUDA_CHECK(cudaEventSynchronize(samples_copied_));
     std::memcpy(out.data(), sample_result_.data(), out.size() * sizeof(RowSample));
     return out;
   }
@@ -572,6 +594,8 @@ class CudaBackend final : public Backend {
     Batch p;
     p.token_ids = batch.token_ids;
     p.token_ids.resize(static_cast<size_t>(B), 0);
+    p.token_from_sample = batch.token_from_sample;
+    if (!p.token_from_sample.empty()) p.token_from_sample.resize(static_cast<size_t>(B), -1);
     p.positions = batch.positions;
     p.positions.resize(static_cast<size_t>(B), 0);
     p.context_lens = batch.context_lens;
@@ -597,9 +621,9 @@ class CudaBackend final : public Backend {
   void record_graph(const GraphKey& key, const Batch& padded, KvCache& cache, const StepBody& body,
                     size_t body_bytes, size_t workspace_bytes) {
     // The packed arrays of set_step(): ids, positions, token_seq, query_starts,
-    // context_lens, block tables, logits rows.
+    // context_lens, block tables, logits rows, token_from_sample.
     const auto B = static_cast<size_t>(padded.num_seqs()), M = static_cast<size_t>(padded.max_blocks_per_seq);
-    const size_t step_bytes = align_up((3 * B + (B + 1) + B + B * M + B) * sizeof(int32_t));
+    const size_t step_bytes = align_up((3 * B + (B + 1) + B + B * M + B + B) * sizeof(int32_t));
     const size_t need = step_bytes + body_bytes + align_up(workspace_bytes);
     if (!arena_ || arena_->size() < need || graphs_.size() >= kMaxGraphs) {
       drop_graphs();
@@ -700,6 +724,33 @@ class CudaBackend final : public Backend {
 
   void require_step(const char* op) const { FLINT_CHECK(have_step_, "{}: begin_step() must be called first", op); }
 
+  // The ids the host gave are in the vocabulary; the ones a draw gives name
+  // one of the last draw's specs (a failed draw is the host's to report).
+  void check_step_tokens(const std::vector<int32_t>& ids, const std::vector<int32_t>& from_sample,
+                         int64_t vocab) const {
+    for (size_t t = 0; t < ids.size(); ++t) {
+      if (!from_sample.empty() && from_sample[t] >= 0) {
+        FLINT_CHECK(static_cast<size_t>(from_sample[t]) < drawn_,
+                    "embedding: batch row {} takes the id of sample {}, but the last draw made {}", t,
+                    from_sample[t], drawn_);
+        continue;
+      }
+      FLINT_CHECK(ids[t] >= 0 && ids[t] < vocab,
+                  "embedding: token id {} (batch row {}) is outside the vocabulary [0, {})", ids[t], t, vocab);
+    }
+  }
+
+  // The draws' results live at one address that recorded graphs read: a
+  // larger buffer drops them (and waits for the device, which may still read
+  // the old one).
+  void grow_samples(size_t capacity) {
+    drop_graphs();
+    FLINT_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    samples_storage_ = std::make_shared<CudaStorage>(capacity * sizeof(RowSample));
+    samples_ = reinterpret_cast<RowSample*>(samples_storage_->data());
+    samples_capacity_ = capacity;
+  }
+
   cuda::AttentionShape attention_shape(const AttentionParams& p) const {
     cuda::AttentionShape s;
     s.num_heads = p.num_heads;
@@ -726,16 +777,26 @@ class CudaBackend final : public Backend {
   cuda::StagedUpload sample_upload_;  // sample_rows' specs and penalties
   std::vector<std::byte> sample_staging_;
   cuda::PinnedBuffer sample_result_;  // the sampled ids on their way to the host
+  // The last draw's RowSamples on the device (Batch::token_from_sample reads
+  // them), how many it made, and whether collect_samples() is still due.
+  static constexpr size_t kInitialSamples = 1024;
+  std::shared_ptr<CudaStorage> samples_storage_;
+  RowSample* samples_ = nullptr;
+  size_t samples_capacity_ = 0;
+  size_t drawn_ = 0;
+  bool collect_pending_ = false;
+  cudaEvent_t samples_copied_ = nullptr;  // recorded after the copy to sample_result_
   std::string device_name_;
 
   // The step, on the host: the ids (range-checked by embedding()) and the
   // logits rows; the rest lives only on the device (block tables can be large).
-  std::vector<int32_t> host_token_ids_, host_logits_rows_;
+  std::vector<int32_t> host_token_ids_, host_logits_rows_, host_token_from_sample_;
   std::vector<int32_t> staging_;  // the packed step arrays before upload
   KvCacheShape step_shape_;
   cuda::StepArrays step_;
   const int32_t* token_ids_ = nullptr;    // [T] on the device
   const int32_t* logits_rows_ = nullptr;  // [R] on the device
+  const int32_t* token_from_sample_ = nullptr;  // [T] on the device, -1 where token_ids_ holds the id
   bool have_step_ = false;
   Tensor attention_workspace_;  // grows to the largest step's need
 

@@ -29,6 +29,12 @@ void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype
 // (the embedding with the step's token ids, and gather_rows with row indices).
 void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int64_t h, void* out,
                         cudaStream_t stream);
+// The embedding of a step whose ids may come from the last draw
+// (Batch::token_from_sample): row i gathers samples[from_sample[i]].id where
+// from_sample[i] >= 0 (a failed draw, or an id outside [0, vocab): row 0),
+// else ids[i]. from_sample: [rows] on the device; samples: the draw's results.
+void launch_embedding(const void* table, const int32_t* ids, const int32_t* from_sample, const RowSample* samples,
+                      int32_t vocab, int64_t rows, int64_t h, void* out, cudaStream_t stream);
 
 // HF LlamaRMSNorm over rows of h, one CTA per row, the row held in registers:
 //   out = w * (x * rsqrt(mean(x^2) + eps))     x, out: [n, h] bf16; w: [h] f32

@@ -42,12 +42,21 @@ __global__ void convert_kernel(const void* src, DType src_dtype, void* dst, DTyp
   }
 }
 
-// One CTA per output row.
+// One CTA per output row. Rows whose from_sample entry is >= 0 take the id
+// that sample drew (from_sample and samples null: none do).
 template <bool kVec>
-__global__ void gather_rows_kernel(const uint16_t* table, const int32_t* ids, int64_t h, uint16_t* out) {
+__global__ void gather_rows_kernel(const uint16_t* table, const int32_t* ids, const int32_t* from_sample,
+                                   const RowSample* samples, int32_t vocab, int64_t h, uint16_t* out) {
   wait_for_previous_grid();
   allow_next_grid();
-  const uint16_t* src = table + static_cast<int64_t>(ids[blockIdx.x]) * h;
+  int32_t id = ids[blockIdx.x];
+  if (from_sample != nullptr && from_sample[blockIdx.x] >= 0) {
+    const RowSample drawn = samples[from_sample[blockIdx.x]];
+    // A failed draw has no token: row 0 stands in, and the host, which reads
+    // the failure, discards what this row computes.
+    id = drawn.status == RowSampleStatus::ok && drawn.id >= 0 && drawn.id < vocab ? drawn.id : 0;
+  }
+  const uint16_t* src = table + static_cast<int64_t>(id) * h;
   uint16_t* dst = out + static_cast<int64_t>(blockIdx.x) * h;
   if constexpr (kVec) {
     const int64_t h8 = h / 8;
@@ -194,13 +203,18 @@ void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype
 
 void launch_gather_rows(const void* table, const int32_t* ids, int64_t rows, int64_t h, void* out,
                         cudaStream_t stream) {
+  launch_embedding(table, ids, nullptr, nullptr, 0, rows, h, out, stream);
+}
+
+void launch_embedding(const void* table, const int32_t* ids, const int32_t* from_sample, const RowSample* samples,
+                      int32_t vocab, int64_t rows, int64_t h, void* out, cudaStream_t stream) {
   if (rows == 0 || h == 0) return;
   const auto* t = static_cast<const uint16_t*>(table);
   auto* o = static_cast<uint16_t*>(out);
   const bool vec = h % 8 == 0 && aligned16(table) && aligned16(out);
   const int threads = static_cast<int>(std::min<int64_t>(256, ((vec ? h / 8 : h) + 31) / 32 * 32));
   launch_kernel(vec ? gather_rows_kernel<true> : gather_rows_kernel<false>, static_cast<unsigned>(rows), threads, 0,
-                stream, t, ids, h, o);
+                stream, t, ids, from_sample, samples, vocab, h, o);
 }
 
 void launch_rms_norm(const void* x, const float* w, int64_t n, int64_t h, float eps, void* out,
