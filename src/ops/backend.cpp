@@ -67,14 +67,14 @@ Tensor Backend::dummy_weight(DType dtype, const Shape& shape, uint64_t key, bool
 
 std::vector<RowSample> Backend::sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                             const std::vector<PenalizedToken>& penalties) {
-  (void)logits, (void)specs, (void)penalties;
-  fail("the {} backend samples on the host: call sample_rows only where samples_on_device()", name());
+  sample_rows_async(logits, specs, penalties);
+  return collect_samples();
 }
 
 void Backend::sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                 const std::vector<PenalizedToken>& penalties) {
   (void)logits, (void)specs, (void)penalties;
-  fail("the {} backend samples on the host: call sample_rows_async only where samples_on_device()", name());
+  fail("the {} backend samples on the host: call sample_rows only where samples_on_device()", name());
 }
 
 std::vector<RowSample> Backend::collect_samples() {

@@ -195,7 +195,8 @@ class Backend {
   // flint::Error on bad arguments.
   virtual std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                              const std::vector<PenalizedToken>& penalties);
-  // sample_rows() in two halves, so that the device need not wait for the
+  // sample_rows() in two halves (sample_rows() is by default the one, then
+  // the other), so that the device need not wait for the
   // host between steps: sample_rows_async() queues the draw and returns; the
   // next run_step() may read its ids where they were drawn (a batch's
   // token_from_sample indexes `specs`) before collect_samples() waits for the

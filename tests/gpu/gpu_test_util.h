@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "eval/logits_eval.h"
+#include "model/weight_source.h"
 #include "ops/backend.h"
 #include "ops/op_test_util.h"
 
@@ -52,6 +53,28 @@ inline double relative_error(const Tensor& got, const Tensor& ref) {
   const Tensor g = as_f32_2d(got), r = as_f32_2d(ref);
   if (g.numel() == 0 && r.numel() == 0) return 0.0;
   return compare_logits(g, r).relative_error;
+}
+
+// A two-layer dummy model the GPU kernels take (head_dim 64, 8 query heads
+// over 2 kv heads, vocabulary 1000), bf16 random weights from `seed`.
+inline ModelSource small_dummy_model(uint64_t seed, const char* origin) {
+  LlamaConfig c = dummy_config("tiny");
+  c.vocab_size = 1000;
+  c.hidden_size = 512;
+  c.intermediate_size = 1024;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 2;
+  c.head_dim = 64;
+  c.bos_token_ids = {1};
+  c.eos_token_ids = {2};
+  c.validate();
+  ModelSource source;
+  source.origin = origin;
+  source.config = c;
+  source.weights = make_dummy_weights(c, DType::bf16, seed);
+  source.is_dummy = true;
+  return source;
 }
 
 inline bool same_bits(const Tensor& a, const Tensor& b) {

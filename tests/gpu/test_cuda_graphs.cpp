@@ -66,23 +66,9 @@ bool bitwise_equal(const Tensor& a, const Tensor& b) {
 
 TEST(CudaGraphs, ReplayEqualsEagerRuns) {
   FLINT_REQUIRE_GPU();
-  LlamaConfig c = dummy_config("tiny");
-  c.vocab_size = 1000;
-  c.hidden_size = 512;
-  c.intermediate_size = 1024;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.bos_token_ids = {1};
-  c.eos_token_ids = {2};
-  c.validate();
   const uint64_t seed = testing::fresh_seed();
-  ModelSource source;
-  source.origin = "dummy:graphs";
-  source.config = c;
-  source.weights = make_dummy_weights(c, DType::bf16, seed);
-  source.is_dummy = true;
+  const ModelSource source = testing::small_dummy_model(seed, "dummy:graphs");
+  const LlamaConfig& c = source.config;
 
   // The schedule, on the host.
   testing::Random rng(seed);

@@ -21,26 +21,7 @@
 namespace flint {
 namespace {
 
-ModelSource small_source(uint64_t seed) {
-  LlamaConfig c = dummy_config("tiny");
-  c.vocab_size = 1000;
-  c.hidden_size = 512;
-  c.intermediate_size = 1024;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.max_position_embeddings = 512;
-  c.bos_token_ids = {1};
-  c.eos_token_ids = {2};
-  c.validate();
-  ModelSource source;
-  source.origin = "dummy:overlap";
-  source.config = c;
-  source.weights = make_dummy_weights(c, DType::bf16, seed);
-  source.is_dummy = true;
-  return source;
-}
+ModelSource small_source(uint64_t seed) { return testing::small_dummy_model(seed, "dummy:overlap"); }
 
 class CudaOverlap : public ::testing::TestWithParam<CudaGraphMode> {};
 

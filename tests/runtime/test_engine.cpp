@@ -11,30 +11,16 @@
 #include "backends/backends.h"
 #include "core/error.h"
 #include "runtime/engine.h"
+#include "runtime/small_model.h"
 
 namespace flint {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A model small enough to run hundreds of steps in a second on one core, with
-// the shape features that matter (GQA, two layers, tied embeddings).
 struct SmallModel {
   SmallModel() {
-    LlamaConfig c;
-    c.vocab_size = 512;
-    c.hidden_size = 64;
-    c.intermediate_size = 128;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 16;
-    c.max_position_embeddings = 512;
-    c.tie_word_embeddings = true;
-    c.bos_token_ids = {1};
-    c.eos_token_ids = {2};
-    c.dtype = DType::f32;
-    c.validate();
+    const LlamaConfig c = testing::small_llama_config(/*tie_word_embeddings=*/true);
     ModelSource source;
     source.origin = "test:small";
     source.config = c;

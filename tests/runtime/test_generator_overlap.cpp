@@ -13,6 +13,7 @@
 #include "backends/backends.h"
 #include "core/error.h"
 #include "runtime/generator.h"
+#include "runtime/small_model.h"
 
 namespace flint {
 namespace {
@@ -73,11 +74,6 @@ class DrawingBackend final : public Backend {
   }
 
   bool samples_on_device() const override { return true; }
-  std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
-                                     const std::vector<PenalizedToken>& penalties) override {
-    sample_rows_async(logits, specs, penalties);
-    return collect_samples();
-  }
   void sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                          const std::vector<PenalizedToken>& penalties) override {
     check_sampling_args(logits, specs, penalties);
@@ -120,29 +116,11 @@ class DrawingBackend final : public Backend {
   bool pending_ = false;
 };
 
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.vocab_size = 512;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.max_position_embeddings = 256;
-  c.tie_word_embeddings = false;  // a separate lm_head: tied random weights echo the last token
-  c.bos_token_ids = {1};
-  c.eos_token_ids = {2};
-  c.dtype = DType::f32;
-  c.validate();
-  return c;
-}
-
 struct World {
   explicit World(std::unique_ptr<Backend> b) : backend(std::move(b)) {
     ModelSource source;
     source.origin = "test:small";
-    source.config = small_config();
+    source.config = testing::small_llama_config(/*tie_word_embeddings=*/false);
     source.weights = make_dummy_weights(source.config, DType::f32, 11);
     source.is_dummy = true;
     model = std::make_unique<LlamaModel>(source, *backend);

@@ -497,12 +497,6 @@ class CudaBackend final : public Backend {
 
   bool samples_on_device() const override { return true; }
 
-  std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
-                                     const std::vector<PenalizedToken>& penalties) override {
-    sample_rows_async(logits, specs, penalties);
-    return collect_samples();
-  }
-
   void sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                          const std::vector<PenalizedToken>& penalties) override {
     check_sampling_args(logits, specs, penalties);
