@@ -195,13 +195,13 @@ class Backend {
   // flint::Error on bad arguments.
   virtual std::vector<RowSample> sample_rows(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                              const std::vector<PenalizedToken>& penalties);
-  // sample_rows() in two halves (sample_rows() is by default the one, then
-  // the other), so that the device need not wait for the
-  // host between steps: sample_rows_async() queues the draw and returns; the
-  // next run_step() may read its ids where they were drawn (a batch's
-  // token_from_sample indexes `specs`) before collect_samples() waits for the
-  // RowSamples. Until the next sample_rows_async() or sample_rows(), the
-  // drawn ids stay readable. Only where samples_on_device().
+  // sample_rows() in two halves (by default sample_rows() calls one, then the
+  // other), so that the device need not wait for the host between steps:
+  // sample_rows_async() queues the draw and returns; the next run_step() may
+  // read its ids where they were drawn (a batch's token_from_sample indexes
+  // `specs`) before collect_samples() waits for the RowSamples. Until the
+  // next sample_rows_async() or sample_rows(), the drawn ids stay readable.
+  // Only where samples_on_device().
   virtual void sample_rows_async(const Tensor& logits, const std::vector<RowSamplingSpec>& specs,
                                  const std::vector<PenalizedToken>& penalties);
   // The RowSamples of the last sample_rows_async(), one per spec; waits for

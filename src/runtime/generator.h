@@ -15,7 +15,10 @@
 //   tokens are the ones still being drawn (Batch::token_from_sample), and the
 //   host's bookkeeping runs while the device computes. A sequence that stops
 //   on a token (EOS, stop id or string) then has one more row computed and
-//   discarded; the results are the same as without overlap.
+//   discarded. The results are those without overlap, bit for bit on the CPU;
+//   on CUDA that extra row can move the other rows' logits in the last bits
+//   (kernel choice and split-KV follow the batch size), as any change of
+//   batch composition can.
 // - Stats time each step from the previous step's tokens reaching the host to
 //   its own (the first from the start of run()), so that they sum to the
 //   wall-clock time.
