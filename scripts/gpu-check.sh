@@ -3,11 +3,15 @@
 # ones included), optionally regenerate the reference fixtures with
 # transformers, run the benchmarks, and print one short table last.
 #
-#   scripts/gpu-check.sh [--fixtures] [--bench] [--profile] [--serve] [--skip-tests]
+#   scripts/gpu-check.sh [--fixtures] [--bench] [--profile] [--serve] [--timeline] [--skip-tests]
 #
 # --profile: per-kernel GPU times of one decode step and of the 8B prefill of
 # 2048 tokens (Nsight Compute), by scripts/kernel-times.py, beside the step
 # time flint bench measures.
+# --timeline: a second build with -DFLINT_CUDA_TRACE=ON records when each CTA
+# of b1 decode steps starts, waits and ends; scripts/kernel-timeline.py says
+# where a layer's time goes (timeline-*.txt). With --skip-tests and nothing
+# else, the main build is skipped.
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back). Debian
 # packages the GPU image lacks travel as .deb files in .carry/debs (made here
@@ -20,6 +24,7 @@ fixtures=0
 bench=0
 serve=0
 profile=0
+timeline=0
 tests=1
 for arg in "$@"; do
   case "$arg" in
@@ -28,6 +33,7 @@ for arg in "$@"; do
     --bench) bench=1 ;;
     --serve) serve=1 ;;
     --profile) profile=1 ;;
+    --timeline) timeline=1 ;;
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +84,9 @@ fi
 
 # -k 0: one broken target must not hide the results of the others.
 build_ok=0
-if cmake --preset cuda -DFLINT_BUILD_BENCHMARKS=ON >"$OUT/configure.log" 2>&1; then
+if ((!tests && !bench && !profile && !serve && !fixtures)); then
+  :  # --timeline alone: only its own build below
+elif cmake --preset cuda -DFLINT_BUILD_BENCHMARKS=ON >"$OUT/configure.log" 2>&1; then
   build_ok=1
   if cmake --build --preset cuda -j 16 -- -k 0 >"$OUT/build.log" 2>&1; then
     table+=("build (cuda, sm_90a)|ok")
@@ -151,6 +159,24 @@ if ((build_ok && profile)); then
     >"$OUT/ncu-prefill-8b.csv" 2>"$OUT/ncu-prefill-8b.log"
   table+=("ncu 8b prefill 2048|rc $? (kernel-times-prefill.txt)")
   python3 scripts/kernel-times.py --prefill "$OUT/ncu-prefill-8b.csv" >"$OUT/kernel-times-prefill.txt" 2>&1
+fi
+
+# Where a b1 decode step's time goes between kernels (src/backends/cuda/cuda_trace.h).
+if ((timeline)); then
+  if cmake -S . -B build/trace -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLINT_CUDA=ON -DFLINT_CUDA_ARCHS=90a \
+    -DFLINT_CUDA_TRACE=ON -DFLINT_BUILD_TESTS=OFF -DFLINT_BUILD_BENCHMARKS=OFF >"$OUT/trace-build.log" 2>&1 &&
+    cmake --build build/trace --target flint -j 16 >>"$OUT/trace-build.log" 2>&1; then
+    for m in llama-3.2-1b llama-3.1-8b; do
+      FLINT_CUDA_TRACE_FILE="$OUT/trace-$m.csv" FLINT_CUDA_TRACE_STEPS=60:8 timeout 200 build/trace/bin/flint bench --model dummy:$m \
+        --device cuda --batch 1 --input-len 128 --output-len 128 >"$OUT/trace-bench-$m.log" 2>&1
+      python3 scripts/kernel-timeline.py "$OUT/trace-$m.csv" --steps-detail 1 >"$OUT/timeline-$m.txt" 2>&1
+      table+=("timeline $m b1|rc $? (timeline-$m.txt)")
+      gzip -f "$OUT/trace-$m.csv"
+    done
+  else
+    table+=("timeline build|FAILED (trace-build.log)")
+    tail -20 "$OUT/trace-build.log"
+  fi
 fi
 
 # Serving: flint serve on the 8B shape, driven by flint bench serve (issue #6).

@@ -134,6 +134,7 @@ struct FlashConfig {
 // decode 3 (72 KB each); the register caps below keep it so.
 template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
 __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attention_kernel(const FlashArgs a) {
+  FLINT_TRACE_KERNEL(trace::kAttention);
   wait_for_previous_grid();
   allow_next_grid();
   using H = Half16<T>;
@@ -448,6 +449,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 // position; each of them saw at least key 0 of its range unmasked.
 template <typename T, int D>
 __global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const FlashArgs a) {
+  FLINT_TRACE_KERNEL(trace::kCombine);
   if (a.combine_triggers_early) allow_next_grid();
   wait_for_previous_grid();
   if (!a.combine_triggers_early) allow_next_grid();

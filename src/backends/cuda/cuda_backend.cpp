@@ -25,6 +25,7 @@
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_linear.h"
 #include "backends/cuda/cuda_memory.h"
+#include "backends/cuda/cuda_trace.h"
 #include "core/error.h"
 
 namespace flint {
@@ -311,6 +312,7 @@ class CudaBackend final : public Backend {
 
  private:
   void set_step(const Batch& batch, const KvCacheShape& shape, std::byte* fixed_dst) {
+    cuda::trace::on_step(stream());
     host_token_ids_ = batch.token_ids;
     host_logits_rows_ = batch.logits_rows;
     step_shape_ = shape;

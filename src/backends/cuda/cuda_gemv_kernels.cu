@@ -285,6 +285,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     skinny_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
                        const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k,
                        const SkinnyRope rope) {
+  FLINT_TRACE_KERNEL(trace::kGemvRegister + static_cast<uint32_t>(kEpi));
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int k8 = k / 8;
@@ -368,6 +369,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     pipe_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
                      const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k, int tiles,
                      const SkinnyRope rope) {
+  FLINT_TRACE_KERNEL(trace::kGemvPipelined + static_cast<uint32_t>(kEpi));
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char stages[];
   __shared__ uint64_t full[kPipeStages], empty[kPipeStages];
@@ -536,6 +538,7 @@ bool use_pipelined_gemv() {
 template <typename OutT>
 __global__ void linear_fallback_kernel(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias,
                                        OutT* out, int o_rows, int64_t k, bool accumulate) {
+  FLINT_TRACE_KERNEL(trace::kFallbackLinear);
   wait_for_previous_grid();
   allow_next_grid();
   const int o = static_cast<int>(blockIdx.x) * 8 + static_cast<int>(threadIdx.x) / 32;

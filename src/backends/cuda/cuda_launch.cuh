@@ -32,6 +32,7 @@
 #include <cuda_runtime.h>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_trace.cuh"
 
 namespace flint::cuda {
 
@@ -61,9 +62,11 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
 
 #ifdef __CUDACC__
 __device__ __forceinline__ void wait_for_previous_grid() {
+  FLINT_TRACE_WAIT_BEGIN();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  FLINT_TRACE_WAIT_END();
 }
 
 __device__ __forceinline__ void allow_next_grid() {

@@ -30,6 +30,7 @@ __device__ __forceinline__ float load_any(const void* p, DType t, uint64_t i) {
 }
 
 __global__ void convert_kernel(const void* src, DType src_dtype, void* dst, DType dst_dtype, uint64_t n) {
+  FLINT_TRACE_KERNEL(trace::kConvert);
   wait_for_previous_grid();
   allow_next_grid();
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
@@ -47,6 +48,7 @@ __global__ void convert_kernel(const void* src, DType src_dtype, void* dst, DTyp
 template <bool kVec>
 __global__ void gather_rows_kernel(const uint16_t* table, const int32_t* ids, const int32_t* from_sample,
                                    const RowSample* samples, int32_t vocab, int64_t h, uint16_t* out) {
+  FLINT_TRACE_KERNEL(vocab > 0 ? trace::kEmbedding : trace::kGatherRows);  // launch_gather_rows passes no vocabulary
   wait_for_previous_grid();
   allow_next_grid();
   int32_t id = ids[blockIdx.x];
@@ -85,6 +87,7 @@ __device__ float block_sum(float v, float* scratch) {
 template <int kVpt>
 __global__ void __launch_bounds__(256)
     rms_norm_vec_kernel(const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
+  FLINT_TRACE_KERNEL(trace::kRmsNorm);
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * h;
   const int h8 = h / 8;
@@ -133,6 +136,7 @@ __global__ void __launch_bounds__(256)
 // Any h, any alignment: two passes over the row (the second re-reads what
 // this same thread read in the first).
 __global__ void rms_norm_scalar_kernel(const uint16_t* x, const float* w, int h, float eps, uint16_t* out) {
+  FLINT_TRACE_KERNEL(trace::kRmsNorm);
   allow_next_grid();
   wait_for_previous_grid();
   __shared__ float scratch[32];
@@ -152,6 +156,7 @@ __global__ void rms_norm_scalar_kernel(const uint16_t* x, const float* w, int h,
 
 template <bool kVec>
 __global__ void swiglu_kernel(const uint16_t* gate_up, int64_t n, int64_t f, uint16_t* out) {
+  FLINT_TRACE_KERNEL(trace::kSwiglu);
   wait_for_previous_grid();
   allow_next_grid();
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
@@ -182,6 +187,7 @@ __global__ void swiglu_kernel(const uint16_t* gate_up, int64_t n, int64_t f, uin
 
 template <typename T>
 __global__ void add_bias_kernel(T* out, const float* bias, int64_t n, int64_t cols) {
+  FLINT_TRACE_KERNEL(trace::kBias);
   wait_for_previous_grid();
   allow_next_grid();
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;

@@ -41,6 +41,7 @@ __device__ __forceinline__ void rope_cos_sin(int32_t pos, float inv_freq, float&
 // One CTA per token: table[t][0][i] = cos, table[t][1][i] = sin.
 __global__ void __launch_bounds__(kRopeThreads)
     rope_table_kernel(const float* inv_freq, const int32_t* positions, int half, float* table) {
+  FLINT_TRACE_KERNEL(trace::kRopeTable);
   const int t = blockIdx.x;
   const int32_t pos = positions[t];
   wait_for_previous_grid();  // the table may still be read by the kernel before
@@ -56,6 +57,7 @@ __global__ void __launch_bounds__(kRopeThreads)
 template <typename T>
 __global__ void __launch_bounds__(kRopeThreads) rope_and_cache_kernel(T* qkv, const float* inv_freq, StepArrays step,
                                                                       AttentionShape shape, T* k_cache, T* v_cache) {
+  FLINT_TRACE_KERNEL(trace::kRopeCache);
   using H = Half16<T>;
   __shared__ float cos_s[kMaxHeadDim / 2], sin_s[kMaxHeadDim / 2];
   const int t = blockIdx.x;

@@ -252,6 +252,7 @@ __device__ RowStats warp_merge(RowStats s) {
 __global__ void __launch_bounds__(kStatThreads)
     row_stats_kernel(const float* __restrict__ logits, int32_t vocab, const RowSamplingSpec* __restrict__ specs,
                      RowStats* __restrict__ stats) {
+  FLINT_TRACE_KERNEL(trace::kSampleStats);
   __shared__ RowStats warp_stats[kStatWarps];
   wait_for_previous_grid();  // the logits are the previous kernel's output
   allow_next_grid();
@@ -382,6 +383,7 @@ __device__ int32_t tie_cut(ValueAt value_at, int32_t begin, int32_t end, int32_t
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(float* logits, int32_t vocab, const RowSamplingSpec* specs, const RowStats* stats,
                        const PenalizedToken* penalties, float* penalty_raw, RowSample* out, double mass_scale) {
+  FLINT_TRACE_KERNEL(trace::kSampleRow);
   __shared__ SampleShared sh;
   wait_for_previous_grid();  // stats are the previous kernel's output
   allow_next_grid();
