@@ -350,6 +350,35 @@ TEST_F(CudaOps, RmsNormLinearMatchesCpu) {
   }
 }
 
+// rms_norm_linear (the lm_head) runs its GEMV with tiles claimed from a
+// counter, linear with tiles dealt in turn: the same bits (a tile's sums do
+// not depend on the CTA that makes them), launch after launch (each leaves
+// its counter at zero for the next; one that did not would leave tiles
+// unwritten, which the poisoned outputs show). 261 and 1000 tiles: more than
+// the SMs, not a multiple of them.
+TEST_F(CudaOps, RmsNormLinearClaimingTilesIsRmsNormThenLinear) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  for (const auto& [out, in] : {std::pair<int64_t, int64_t>{261 * 16, 1024}, {16000, 512}}) {
+    const Tensor w = rng.tensor(DType::bf16, {out, in}, -0.1f, 0.1f);
+    const Linear gl = gpu->prepare_linear({w}, Tensor(), DType::bf16);
+    const Tensor gnorm = gpu->prepare_weight(rng.tensor(DType::f32, {in}, 0.5f, 1.5f), DType::f32);
+    for (int64_t n : {1, 3, 8}) {
+      const Tensor gx = gpu->from_host(bf16(rng, {n, in}, -3.0f, 3.0f));
+      Tensor normed = gpu->empty(DType::bf16, {n, in});
+      gpu->rms_norm(gx, gnorm, 1e-5f, normed);
+      Tensor dealt = poisoned(*gpu, DType::f32, {n, out});
+      gpu->linear(normed, gl, dealt);
+      const Tensor expected = gpu->to_host(dealt);
+      for (int launch = 0; launch < 4; ++launch) {
+        Tensor claimed = poisoned(*gpu, DType::f32, {n, out});
+        gpu->rms_norm_linear(gx, gnorm, 1e-5f, gl, normed, claimed);
+        EXPECT_TRUE(same_bits(gpu->to_host(claimed), expected)) << "out " << out << " n " << n << " launch " << launch;
+      }
+    }
+  }
+}
+
 // rms_norm_linear_swiglu: the GEMV with SwiGLU fused gives the bits of
 // rms_norm_linear (bf16) then swiglu on the GPU (same sums, same roundings) at every row count the GEMV takes (f not a multiple
 // of the 8-row tile: 172), and is that pair itself beyond (33, 40 rows); both

@@ -380,6 +380,16 @@ class CudaBackend final : public Backend {
                 w.in_features);
   }
 
+  // The lm_head: sampling, not another weight stream, follows, so the GEMV's
+  // CTAs claim tiles and end together (cuda_gemv_kernels.cu).
+  void rms_norm_linear(const Tensor& x, const Tensor& norm_weight, float eps, const Linear& w, Tensor& normed,
+                       Tensor& out) override {
+    rms_norm(x, norm_weight, eps, normed);
+    const float* bias = check_linear(normed, w, out, "rms_norm_linear");
+    linear_.run(normed.raw(), normed.size(0), w.parts.front().raw(), bias, out.raw(), out.dtype(), w.out_features,
+                w.in_features, /*accumulate=*/false, /*claim_tiles=*/true);
+  }
+
   // Adds in the GEMV's epilogue or as cuBLASLt's C (cuda_linear.h); scratch is not used.
   void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) override {
     (void)scratch;

@@ -324,6 +324,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 // --- The pipelined kernel (sm_90): weights through shared memory -----------------
 //
 // A persistent CTA per SM takes tiles blockIdx.x, blockIdx.x + gridDim.x, ...
+// or, given a counter (SkinnyGemm::tile_counter), claims each next tile from
+// it when its ring has room for the tile's first stage, so that a CTA that
+// started late or streams slowly takes fewer tiles and the grid ends
+// together. Dealt in turn, a GEMV's last CTAs end a few us after the others
+// (a tile or two of a long GEMV), which costs nothing where the next GEMV's
+// CTAs stream on the SMs freed first, but the lm_head's tail (12 us of 1B's
+// 180) is followed by sampling: only it claims (docs/PERF.md).
 // One producer warp streams the tiles' weights into a ring of kPipeStages
 // shared-memory stages (16 rows x kPipeK k each) with bulk asynchronous
 // copies (one 1 KB copy per row per stage, completion counted in bytes on the
@@ -368,11 +375,12 @@ template <int kNt, typename OutT, SkinnyEpilogue kEpi>
 __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     pipe_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
                      const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k, int tiles,
-                     const SkinnyRope rope) {
+                     const SkinnyRope rope, unsigned* __restrict__ tile_counter) {
   FLINT_TRACE_KERNEL(trace::kGemvPipelined + static_cast<uint32_t>(kEpi));
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char stages[];
   __shared__ uint64_t full[kPipeStages], empty[kPipeStages];
+  __shared__ int stage_tile[kPipeStages];  // the tile whose first stage this is; -1: no more tiles
   __shared__ Partials<kNt> partial[2];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int nk = (k + kPipeK - 1) / kPipeK;
@@ -390,8 +398,14 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     // Producer: reads only weights, so it never waits for the previous kernel.
     uint64_t evict_first;  // weights are read once a step: keep them from pushing x and the K/V out of L2
     asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(evict_first));
-    int it = 0;
-    for (int tile = static_cast<int>(blockIdx.x); tile < tiles; tile += static_cast<int>(gridDim.x)) {
+    int it = 0, dealt = 0;
+    const auto next_tile = [&] {
+      if (tile_counter == nullptr) return static_cast<int>(blockIdx.x + gridDim.x * dealt++);
+      unsigned t = 0;
+      if (lane == 0) t = atomicAdd(tile_counter, 1u);
+      return static_cast<int>(min(__shfl_sync(0xffffffffu, t, 0), static_cast<unsigned>(tiles)));
+    };
+    for (int tile = next_tile(); tile < tiles; tile = next_tile()) {
       const int r = lane & 15;
       const int row = tile_row_exists<kEpi>(tile, r, o_rows) ? tile_row<kEpi>(tile, r, rope.shape.head_dim, o_rows) : 0;
       const uint16_t* src = w + static_cast<int64_t>(row) * k;
@@ -399,6 +413,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
         const int s = it % kPipeStages;
         mbar_wait(&empty[s], ((it / kPipeStages) & 1) ^ 1);
         const uint32_t bytes = static_cast<uint32_t>(min(kPipeK, k - kc * kPipeK)) * 2;
+        if (lane == 0 && kc == 0) stage_tile[s] = tile;  // published by the arrive below
         if (lane == 0)
           asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(&full[s])),
                        "r"(16 * bytes)
@@ -410,6 +425,19 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
               "[%3], %4;" ::"r"(smem_addr(stages + s * kPipeStageBytes + r * kPipeRowBytes)),
               "l"(src + kc * kPipeK), "r"(bytes), "r"(smem_addr(&full[s])), "l"(evict_first)
               : "memory");
+      }
+    }
+    // The consumers stop at a stage that names no tile.
+    const int s = it % kPipeStages;
+    mbar_wait(&empty[s], ((it / kPipeStages) & 1) ^ 1);
+    if (lane == 0) {
+      stage_tile[s] = -1;
+      mbar_arrive(&full[s]);
+      // The last CTA past its last claim puts the counter back to zero for
+      // the launch that next uses it (LinearRunner::next_tile_counter).
+      if (tile_counter != nullptr && atomicAdd(tile_counter + 1, 1u) == gridDim.x - 1) {
+        tile_counter[0] = 0;
+        tile_counter[1] = 0;
       }
     }
     return;
@@ -433,7 +461,12 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
   uint4 xcur[kNt][2];
   load_stage_x(xcur, 0);
   int it = 0, parity_of_partial = 0;
-  for (int tile = static_cast<int>(blockIdx.x); tile < tiles; tile += static_cast<int>(gridDim.x)) {
+  for (;;) {
+    // The tile's first stage says which tile it is (or that none is left);
+    // the wait on it below then returns at once.
+    mbar_wait(&full[it % kPipeStages], (it / kPipeStages) & 1);
+    const int tile = stage_tile[it % kPipeStages];
+    if (tile < 0) break;
     float acc[kNt][4] = {};
     for (int kc = 0; kc < nk; ++kc, ++it) {
       // x one stage ahead (the next tile starts again at stage 0): its
@@ -478,6 +511,16 @@ int skinny_tiles(const SkinnyGemm& g) {
   return static_cast<int>((g.out_features + tile - 1) / tile);
 }
 
+// Whether a counter given to the pipelined kernel is used
+// (FLINT_CUDA_TILES=dealt: tiles dealt in turn, for A/B runs).
+bool claim_tiles() {
+  static const bool claim = [] {
+    const char* v = std::getenv("FLINT_CUDA_TILES");
+    return v == nullptr || std::string_view(v) != "dealt";
+  }();
+  return claim;
+}
+
 // kU = 0: the pipelined kernel; otherwise the register kernel.
 template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
 void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
@@ -490,9 +533,16 @@ void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
     // Once per instantiation and device would do; the call is cheap and
     // graph capture records launches only.
     FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kPipeSmemBytes));
-    const auto blocks = static_cast<unsigned>(std::min(tiles, multiprocessor_count()));
+    // With a counter, a few CTAs more than tiles (up to one per SM): one that
+    // finds an SM free early takes the tile of one that finds none free yet.
+    // Small GEMVs deal in turn: they gain nothing, and with at least half an
+    // SM count of CTAs no more than two counted launches hold SMs at once.
+    const int sms = multiprocessor_count();
+    unsigned* counter = tiles >= sms / 2 && claim_tiles() ? g.tile_counter : nullptr;
+    const int spare = counter != nullptr ? 8 : 0;
+    const auto blocks = static_cast<unsigned>(std::min(tiles + spare, sms));
     launch_kernel(kernel, blocks, (kWarps + 1) * 32, kPipeSmemBytes, stream, x, n, w, g.bias,
-                  static_cast<OutT*>(g.out), o_rows, k, tiles, g.rope);
+                  static_cast<OutT*>(g.out), o_rows, k, tiles, g.rope, counter);
   } else {
     launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi>, static_cast<unsigned>(tiles), kWarps * 32, 0, stream, x,
                   n, w, g.bias, static_cast<OutT*>(g.out), o_rows, k, g.rope);

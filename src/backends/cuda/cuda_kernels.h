@@ -81,6 +81,11 @@ struct SkinnyGemm {
   int64_t in_features = 0;
   SkinnyEpilogue epilogue = SkinnyEpilogue::store;
   SkinnyRope rope;  // rope_cache only
+  // Two zeroed unsigned ints no launch that may overlap this one uses
+  // (LinearRunner): the pipelined kernel's CTAs claim tiles from it and
+  // leave it zeroed. Null (or fewer tiles than half the SMs, or
+  // FLINT_CUDA_TILES=dealt): tiles are dealt in turn.
+  unsigned* tile_counter = nullptr;
 };
 // The operands must satisfy skinny_gemm_supports().
 void launch_skinny_gemm(const SkinnyGemm& gemm, cudaStream_t stream);

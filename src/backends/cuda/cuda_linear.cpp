@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "core/error.h"
 
@@ -34,6 +35,14 @@ LinearRunner::LinearRunner(cudaStream_t stream, int64_t gemv_max_rows)
     : stream_(stream), gemv_max_rows_(std::clamp<int64_t>(gemv_max_rows, 0, kSkinnyMaxRows)) {
   FLINT_CUBLAS_CHECK(cublasLtCreate(&handle_));
   workspace_ = std::make_unique<CudaStorage>(kWorkspaceBytes);
+  tile_counters_ = std::make_unique<CudaStorage>(kTileCounters * 2 * sizeof(unsigned));
+  FLINT_CUDA_CHECK(cudaMemset(tile_counters_->data(), 0, tile_counters_->size()));
+}
+
+unsigned* LinearRunner::next_tile_counter() {
+  unsigned* c = reinterpret_cast<unsigned*>(tile_counters_->data()) + 2 * next_counter_;
+  next_counter_ = (next_counter_ + 1) % kTileCounters;
+  return c;
 }
 
 LinearRunner::~LinearRunner() {
@@ -51,7 +60,7 @@ bool LinearRunner::streams(const void* x, int64_t n, const void* w, int64_t in_f
 }
 
 void LinearRunner::run(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
-                       int64_t out_features, int64_t in_features, bool accumulate) {
+                       int64_t out_features, int64_t in_features, bool accumulate, bool claim_tiles) {
   if (n == 0 || out_features == 0) return;
   if (streams(x, n, w, in_features)) {
     launch_skinny_gemm({.x = x,
@@ -62,7 +71,8 @@ void LinearRunner::run(const void* x, int64_t n, const void* w, const float* bia
                         .out_dtype = out_dtype,
                         .out_features = out_features,
                         .in_features = in_features,
-                        .epilogue = accumulate ? SkinnyEpilogue::accumulate : SkinnyEpilogue::store},
+                        .epilogue = accumulate ? SkinnyEpilogue::accumulate : SkinnyEpilogue::store,
+                        .tile_counter = claim_tiles ? next_tile_counter() : nullptr},
                        stream_);
     return;
   }
