@@ -486,6 +486,50 @@ TEST_F(CudaOps, RmsNormQkvRopeIsRmsNormLinearThenRope) {
   }
 }
 
+// The o projection (linear_add of the last attention()'s output) claims its
+// tiles, any other linear_add deals them: the same bits. 1B's heads (a
+// 2048 x 2048 o: 128 tiles), decode steps of 1 and 3 sequences, twice each
+// (each launch leaves its counter at zero; a skipped tile would leave its
+// residual rows without the update).
+TEST_F(CudaOps, AttentionProjectionClaimingTilesIsLinearAdd) {
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  Random rng(seed);
+  const int32_t hq = 32, hkv = 8, d = 64;
+  const int64_t width = static_cast<int64_t>(hq + 2 * hkv) * d, hidden = static_cast<int64_t>(hq) * d;
+  KvCacheShape shape;
+  shape.num_layers = 1;
+  shape.num_blocks = 16;
+  shape.block_size = 16;
+  shape.kv_heads = hkv;
+  shape.head_dim = d;
+  shape.dtype = DType::bf16;
+  const AttentionParams p{hq, hkv, d, 1.0f / std::sqrt(static_cast<float>(d))};
+  const Linear o = gpu->prepare_linear({rng.tensor(DType::bf16, {hidden, hidden}, -0.1f, 0.1f)}, Tensor(), DType::bf16);
+  Tensor inv_host = Tensor::empty(DType::f32, {d / 2});
+  for (int64_t i = 0; i < d / 2; ++i) inv_host.data<float>()[i] = std::pow(10000.0f, -2.0f * static_cast<float>(i) / d);
+  const RopeTables rope{gpu->from_host(inv_host)};
+  for (int32_t seqs : {1, 3}) {
+    KvCache cache = gpu->create_kv_cache(shape);
+    BatchBuilder bb(4);
+    for (int32_t s = 0; s < seqs; ++s) bb.add_sequence({1}, 20 + 7 * s, {4 * s, 4 * s + 1, 4 * s + 2});
+    gpu->begin_step(bb.build(), cache);
+    Tensor qkv = gpu->from_host(bf16(rng, {seqs, width}));
+    gpu->rope_and_cache(qkv, rope, p, cache, 0);
+    const Tensor residual = bf16(rng, {seqs, hidden});
+    for (int round = 0; round < 2; ++round) {
+      Tensor attn = gpu->empty(DType::bf16, {seqs, hidden});
+      gpu->attention(qkv, p, cache, 0, attn);
+      Tensor claimed = gpu->from_host(residual), scratch = gpu->empty(DType::bf16, {seqs, hidden});
+      gpu->linear_add(attn, o, claimed, scratch);
+      const Tensor attn_copy = gpu->from_host(gpu->to_host(attn));
+      Tensor dealt = gpu->from_host(residual);
+      gpu->linear_add(attn_copy, o, dealt, scratch);
+      EXPECT_TRUE(same_bits(gpu->to_host(claimed), gpu->to_host(dealt))) << seqs << " sequences, round " << round;
+      EXPECT_FALSE(same_bits(gpu->to_host(claimed), residual)) << "the projection added nothing";
+    }
+  }
+}
+
 TEST_F(CudaOps, LinearWithNoRowsDoesNothing) {
   Random rng(seed);
   const Linear l = gpu->prepare_linear({rng.tensor(DType::bf16, {16, 64})}, Tensor(), DType::bf16);

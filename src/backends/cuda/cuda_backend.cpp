@@ -350,6 +350,7 @@ class CudaBackend final : public Backend {
     step_.max_blocks_per_seq = batch.max_blocks_per_seq;
     have_step_ = true;
     ++step_serial_;
+    attention_out_ = nullptr;
   }
 
  public:
@@ -396,8 +397,12 @@ class CudaBackend final : public Backend {
     const float* bias = check_linear(x, w, residual, "linear_add");
     check_act(residual, "linear_add", "residual", residual.shape());
     FLINT_CHECK(residual.raw() != x.raw(), "linear_add: residual must be a tensor of its own, not x");
+    // The projection of the attention's output claims its tiles
+    // (cuda_gemv_kernels.cu): the attention's CTAs still hold SMs as its CTAs
+    // start, so some start late.
+    const bool claim = x.raw() == attention_out_;
     linear_.run(x.raw(), x.size(0), w.parts.front().raw(), bias, residual.raw(), residual.dtype(), w.out_features,
-                w.in_features, /*accumulate=*/true);
+                w.in_features, /*accumulate=*/true, claim);
   }
 
   // Decode-sized batches: rms_norm, then one GEMV that writes silu(gate) * up.
@@ -481,6 +486,7 @@ class CudaBackend final : public Backend {
     const auto l = static_cast<size_t>(layer);
     cuda::launch_attention(qkv.raw(), kAct, step_, shape, cache.k[l].raw(), cache.v[l].raw(), out.raw(),
                            ws.defined() ? ws.raw() : nullptr, ws.defined() ? ws.nbytes() : 0, stream());
+    attention_out_ = out.raw();
   }
 
   void swiglu(const Tensor& gate_up, Tensor& out) override {
@@ -816,6 +822,7 @@ class CudaBackend final : public Backend {
   int64_t recorded_vocab_ = 0;      // the embedding table's rows, seen by the last embedding()
   std::map<GraphKey, StepGraph> graphs_;
   bool rope_in_gemv_;  // CudaBackendOptions::rope_into_gemv
+  const void* attention_out_ = nullptr;  // the last attention()'s output this step
   // The step's RoPE cos/sin table (launch_rope_table), made by the first fused
   // q/k/v GEMV of a step for the inv_freq it was given.
   uint64_t step_serial_ = 0;

@@ -329,8 +329,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 // started late or streams slowly takes fewer tiles and the grid ends
 // together. Dealt in turn, a GEMV's last CTAs end a few us after the others
 // (a tile or two of a long GEMV), which costs nothing where the next GEMV's
-// CTAs stream on the SMs freed first, but the lm_head's tail (12 us of 1B's
-// 180) is followed by sampling: only it claims (docs/PERF.md).
+// CTAs stream on the SMs freed first; claiming there was slower. Two GEMVs
+// claim (docs/PERF.md): the lm_head, whose tail (12 us of 1B's 180) only
+// sampling follows, and the o projection, some of whose CTAs find their SMs
+// still held by the attention's.
 // One producer warp streams the tiles' weights into a ring of kPipeStages
 // shared-memory stages (16 rows x kPipeK k each) with bulk asynchronous
 // copies (one 1 KB copy per row per stage, completion counted in bytes on the

@@ -36,8 +36,7 @@ class LinearRunner {
   LinearRunner& operator=(const LinearRunner&) = delete;
 
   // claim_tiles: the weight-streaming GEMV's CTAs claim tiles so that they
-  // end together (SkinnyGemm::tile_counter), for a GEMV that no other weight
-  // stream follows (the lm_head).
+  // end together (SkinnyGemm::tile_counter; the lm_head, the o projection).
   void run(const void* x, int64_t n, const void* w, const float* bias, void* out, DType out_dtype,
            int64_t out_features, int64_t in_features, bool accumulate = false, bool claim_tiles = false);
   // Whether run() takes the weight-streaming GEMV for these operands.
