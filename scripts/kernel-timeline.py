@@ -82,6 +82,11 @@ def split_steps(launches):
     return steps
 
 
+def layer_start(step, qkv_index):
+    """A layer starts at the norm ahead of its q/k/v GEMV (none when RoPE is not fused)."""
+    return qkv_index - 1 if qkv_index > 0 and step[qkv_index - 1].kernel == "rms_norm" else qkv_index
+
+
 def timer_resolution(recs):
     stamps = [r[6] for r in recs[:5000]] + [r[7] for r in recs[:5000]]
     for res in (1000, 500, 256, 128, 64, 32):
@@ -125,8 +130,7 @@ def main():
                       f"{(releases[i + 1] - releases[i]) / 1e3:7.2f}")
         # Middle layers: skip the first and last (their neighbours differ).
         for li in range(1, len(qkv) - 1):
-            # A layer starts at the norm ahead of its q/k/v GEMV.
-            begin = qkv[li] - 1 if step[qkv[li] - 1].kernel == "rms_norm" else qkv[li]
+            begin = layer_start(step, qkv[li])
             end = begin + period
             layer_times.append((releases[end] - releases[begin]) / 1e3)
             for pos in range(begin, end):
@@ -138,12 +142,12 @@ def main():
                 d["work"].append((l.last_exit() - l.release()) / 1e3)
                 d["handoff"].append((releases[pos + 1] - l.last_exit()) / 1e3)
                 d["span"].append((releases[pos + 1] - releases[pos]) / 1e3)
-        first_layer = qkv[0] - 1 if qkv and step[qkv[0] - 1].kernel == "rms_norm" else (qkv[0] if qkv else 0)
-        last_end = (qkv[-1] - 1 if step[qkv[-1] - 1].kernel == "rms_norm" else qkv[-1]) + period if qkv else len(step)
+        first_layer = layer_start(step, qkv[0]) if qkv else 0
+        after_layers = min(layer_start(step, qkv[-1]) + period, len(step)) if qkv else len(step)
         other["before the layers"].append((releases[first_layer] - releases[0]) / 1e3)
         other["after the layers (final norm, lm_head, sampling, up to the next step)"].append(
-            (releases[-1] - releases[min(last_end, len(step))]) / 1e3)
-        for pos in range(min(last_end, len(step)), len(step)):
+            (releases[-1] - releases[after_layers]) / 1e3)
+        for pos in range(after_layers, len(step)):
             other[f"  {step[pos].kernel}"].append((releases[pos + 1] - releases[pos]) / 1e3)
 
     med = statistics.median

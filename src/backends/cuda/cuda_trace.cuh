@@ -70,6 +70,8 @@ __device__ __forceinline__ uint64_t now() {
   return t;
 }
 
+__device__ __forceinline__ bool is_first_thread() { return threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0; }
+
 struct CtaState {
   uint64_t entry, wait_begin, wait_end;
   unsigned long long slot;
@@ -89,19 +91,18 @@ struct Scope {
 
   __device__ explicit Scope(uint32_t kernel) {
     CtaState& s = cta_state();
-    if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {
+    if (is_first_thread()) {
       s.entry = now();
       s.wait_begin = s.wait_end = 0;
       s.kernel = kernel;
       s.exited = 0;
     }
     __syncthreads();
-    if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0 && g_buffer != nullptr)
-      slot = atomicAdd(&g_buffer->count, 1ull);
+    if (is_first_thread() && g_buffer != nullptr) slot = atomicAdd(&g_buffer->count, 1ull);
   }
   __device__ ~Scope() {
     CtaState& s = cta_state();
-    if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) s.slot = slot;
+    if (is_first_thread()) s.slot = slot;
     __threadfence_block();
     // One shared atomic per converged group of a warp, not per thread.
     const unsigned active = __activemask();
@@ -124,7 +125,6 @@ struct Scope {
   }
 };
 
-__device__ __forceinline__ bool is_first_thread() { return threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0; }
 __device__ __forceinline__ void stamp_wait_begin() {
   if (is_first_thread()) cta_state().wait_begin = now();
 }
