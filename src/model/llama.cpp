@@ -128,8 +128,7 @@ Tensor LlamaModel::step_body(const Batch& batch, KvCache& cache) {
     const auto layer = static_cast<int32_t>(i);
     // x += attention(norm(x))
     b.rms_norm_qkv_rope(x, l.attn_norm, eps, l.qkv, rope_, attn_, cache, layer, normed, qkv);
-    b.attention(qkv, attn_, cache, layer, attn);
-    b.linear_add(attn, l.o, x, delta);
+    b.attention_linear_add(qkv, attn_, cache, layer, attn, l.o, x, delta);
     // x += mlp(norm(x))
     b.rms_norm_linear_swiglu(x, l.mlp_norm, eps, l.gate_up, normed, gate_up, mlp);
     b.linear_add(mlp, l.down, x, delta);

@@ -171,6 +171,14 @@ class Backend {
   // qkv: as above (only q is read); out: [T, Hq * D]
   virtual void attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
                          Tensor& out) = 0;
+  // The attention sublayer's end: attention(qkv, p, cache, layer, attn), then
+  // linear_add(attn, o, residual, scratch). A backend may combine the
+  // attention's partial results inside the projection (attn is written all the same).
+  virtual void attention_linear_add(const Tensor& qkv, const AttentionParams& p, const KvCache& cache,
+                                    int32_t layer, Tensor& attn, const Linear& o, Tensor& residual, Tensor& scratch) {
+    attention(qkv, p, cache, layer, attn);
+    linear_add(attn, o, residual, scratch);
+  }
   // out = silu(gate) * up, with gate_up: [N, 2F] (gate first), out: [N, F]
   virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
   // The MLP's first half: rms_norm_linear(x, norm_weight, eps, gate_up,

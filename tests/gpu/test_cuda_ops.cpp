@@ -486,46 +486,64 @@ TEST_F(CudaOps, RmsNormQkvRopeIsRmsNormLinearThenRope) {
   }
 }
 
-// The o projection (linear_add of the last attention()'s output) claims its
-// tiles, any other linear_add deals them: the same bits. 1B's heads (a
-// 2048 x 2048 o: 128 tiles), decode steps of 1 and 3 sequences, twice each
-// (each launch leaves its counter at zero; a skipped tile would leave its
-// residual rows without the update).
-TEST_F(CudaOps, AttentionProjectionClaimingTilesIsLinearAdd) {
+// attention_linear_add: decode steps whose keys split in 2 to 8 (and whose
+// attention output fits the GEMV's shared memory) combine the split-KV
+// partials in the o projection's GEMV, which claims its tiles; the combine
+// kernel then linear_add (tiles dealt) must give the same bits, for both
+// the attention's output and the residual. Heads of the 1B (D 64: up to 4
+// tokens merge) and the 8B (D 128: up to 2); caches of 16 blocks a
+// sequence (4 key tiles: tokens at positions 5, 70 and 200 use 1, 2 and 4
+// splits) and of 40 (10 splits: the combine kernel runs). Twice each: every
+// launch leaves its tile counter at zero for the next.
+TEST_F(CudaOps, AttentionLinearAddIsAttentionThenLinearAdd) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Random rng(seed);
-  const int32_t hq = 32, hkv = 8, d = 64;
-  const int64_t width = static_cast<int64_t>(hq + 2 * hkv) * d, hidden = static_cast<int64_t>(hq) * d;
-  KvCacheShape shape;
-  shape.num_layers = 1;
-  shape.num_blocks = 16;
-  shape.block_size = 16;
-  shape.kv_heads = hkv;
-  shape.head_dim = d;
-  shape.dtype = DType::bf16;
-  const AttentionParams p{hq, hkv, d, 1.0f / std::sqrt(static_cast<float>(d))};
-  const Linear o = gpu->prepare_linear({rng.tensor(DType::bf16, {hidden, hidden}, -0.1f, 0.1f)}, Tensor(), DType::bf16);
-  Tensor inv_host = Tensor::empty(DType::f32, {d / 2});
-  for (int64_t i = 0; i < d / 2; ++i) inv_host.data<float>()[i] = std::pow(10000.0f, -2.0f * static_cast<float>(i) / d);
-  const RopeTables rope{gpu->from_host(inv_host)};
-  for (int32_t seqs : {1, 3}) {
-    KvCache cache = gpu->create_kv_cache(shape);
-    BatchBuilder bb(4);
-    for (int32_t s = 0; s < seqs; ++s) bb.add_sequence({1}, 20 + 7 * s, {4 * s, 4 * s + 1, 4 * s + 2});
-    gpu->begin_step(bb.build(), cache);
-    Tensor qkv = gpu->from_host(bf16(rng, {seqs, width}));
-    gpu->rope_and_cache(qkv, rope, p, cache, 0);
-    const Tensor residual = bf16(rng, {seqs, hidden});
-    for (int round = 0; round < 2; ++round) {
-      Tensor attn = gpu->empty(DType::bf16, {seqs, hidden});
-      gpu->attention(qkv, p, cache, 0, attn);
-      Tensor claimed = gpu->from_host(residual), scratch = gpu->empty(DType::bf16, {seqs, hidden});
-      gpu->linear_add(attn, o, claimed, scratch);
-      const Tensor attn_copy = gpu->from_host(gpu->to_host(attn));
-      Tensor dealt = gpu->from_host(residual);
-      gpu->linear_add(attn_copy, o, dealt, scratch);
-      EXPECT_TRUE(same_bits(gpu->to_host(claimed), gpu->to_host(dealt))) << seqs << " sequences, round " << round;
-      EXPECT_FALSE(same_bits(gpu->to_host(claimed), residual)) << "the projection added nothing";
+  struct Heads {
+    int32_t hq, hkv, d;
+  };
+  for (const Heads& h : {Heads{32, 8, 64}, Heads{32, 8, 128}}) {
+    const int64_t width = static_cast<int64_t>(h.hq + 2 * h.hkv) * h.d, hidden = static_cast<int64_t>(h.hq) * h.d;
+    const AttentionParams p{h.hq, h.hkv, h.d, 1.0f / std::sqrt(static_cast<float>(h.d))};
+    const Linear o =
+        gpu->prepare_linear({rng.tensor(DType::bf16, {hidden, hidden}, -0.05f, 0.05f)}, Tensor(), DType::bf16);
+    for (int32_t blocks_per_seq : {16, 40}) {
+      for (int32_t seqs : {1, 2, 3}) {
+        KvCacheShape shape;
+        shape.num_layers = 1;
+        shape.num_blocks = 3 * blocks_per_seq;
+        shape.block_size = 16;
+        shape.kv_heads = h.hkv;
+        shape.head_dim = h.d;
+        shape.dtype = DType::bf16;
+        KvCache cache = gpu->create_kv_cache(shape);
+        const Shape cache_shape = cache.k[0].shape();
+        cache.k[0] = gpu->from_host(bf16(rng, cache_shape));
+        cache.v[0] = gpu->from_host(bf16(rng, cache_shape));
+        BatchBuilder bb(blocks_per_seq);
+        const int32_t positions[] = {5, 70, 200};
+        for (int32_t s = 0; s < seqs; ++s) {
+          std::vector<int32_t> blocks;
+          for (int32_t b = 0; b < blocks_per_seq; ++b) blocks.push_back(s * blocks_per_seq + b);
+          bb.add_sequence({1}, positions[s], blocks);
+        }
+        gpu->begin_step(bb.build(), cache);
+        const Tensor qkv = gpu->from_host(bf16(rng, {seqs, width}));
+        const Tensor residual = bf16(rng, {seqs, hidden});
+        for (int round = 0; round < 2; ++round) {
+          SCOPED_TRACE(::testing::Message() << "D " << h.d << ", " << blocks_per_seq << " blocks, " << seqs
+                                            << " sequences, round " << round);
+          Tensor fused_attn = poisoned(*gpu, DType::bf16, {seqs, hidden});
+          Tensor fused = gpu->from_host(residual), scratch = gpu->empty(DType::bf16, {seqs, hidden});
+          gpu->attention_linear_add(qkv, p, cache, 0, fused_attn, o, fused, scratch);
+          Tensor attn = poisoned(*gpu, DType::bf16, {seqs, hidden});
+          gpu->attention(qkv, p, cache, 0, attn);
+          Tensor pair = gpu->from_host(residual);
+          gpu->linear_add(attn, o, pair, scratch);
+          EXPECT_TRUE(same_bits(gpu->to_host(fused_attn), gpu->to_host(attn)));
+          EXPECT_TRUE(same_bits(gpu->to_host(fused), gpu->to_host(pair)));
+          EXPECT_FALSE(same_bits(gpu->to_host(fused), residual)) << "the projection added nothing";
+        }
+      }
     }
   }
 }

@@ -537,7 +537,7 @@ void check_shape(const StepArrays& step, const AttentionShape& shape) {
 }
 
 template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
-void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream) {
+void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream, bool combine = true) {
   using C = FlashConfig<D, kWarpsM, kWarpsN, kMT>;
   static_assert(C::kRows == (kWarpsN == 1 ? kPrefillRows : kDecodeRows), "make_plan's rows per tile");
   const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN, kMT>;
@@ -550,7 +550,7 @@ void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream) 
   const dim3 grid(static_cast<unsigned>(plan.tiles) * static_cast<unsigned>(args.kv_heads), 1,
                   static_cast<unsigned>(plan.num_splits));
   launch_kernel(kernel, grid, kThreads, C::kSmemBytes, stream, args);
-  if (plan.num_splits > 1) {
+  if (plan.num_splits > 1 && combine) {
     const int items = args.num_tokens * args.num_heads;
     launch_kernel(combine_splits_kernel<T, D>, static_cast<unsigned>((items + kReduceWarps - 1) / kReduceWarps),
                   kReduceWarps * 32, 0, stream, args);
@@ -575,7 +575,8 @@ size_t attention_workspace_bytes(const StepArrays& step, const AttentionShape& s
 
 void launch_attention(const void* qkv, DType dtype, const StepArrays& step, const AttentionShape& shape,
                       const void* k_cache, const void* v_cache, void* out, void* workspace, size_t workspace_bytes,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, SplitKvPartials* deferred) {
+  if (deferred != nullptr) *deferred = SplitKvPartials{};
   check_shape(step, shape);
   if (dtype != DType::bf16 && dtype != DType::f16)
     bad_argument("dtype must be bf16 or f16", static_cast<int>(dtype), __FILE__, __LINE__);
@@ -609,6 +610,23 @@ void launch_attention(const void* qkv, DType dtype, const StepArrays& step, cons
   args.tiles_per_split = plan.tiles_per_split;
   args.num_splits = plan.num_splits;
   args.scale_log2 = shape.scale * 1.4426950408889634f;
+
+  if (deferred != nullptr && plan.decode && dtype == DType::bf16 && plan.num_splits > 1 &&
+      plan.num_splits <= kMaxDeferredSplits) {
+    *deferred = {.part_o = args.part_o,
+                 .part_lse = args.part_lse,
+                 .positions = step.positions,
+                 .num_tokens = step.num_tokens,
+                 .num_heads = shape.num_heads,
+                 .head_dim = shape.head_dim,
+                 .num_splits = plan.num_splits,
+                 .keys_per_split = plan.tiles_per_split * kKeyTile};
+    if (shape.head_dim == 64)
+      launch_flash<__nv_bfloat16, 64, 1, 4, 1>(args, plan, stream, /*combine=*/false);
+    else
+      launch_flash<__nv_bfloat16, 128, 1, 4, 1>(args, plan, stream, /*combine=*/false);
+    return;
+  }
 
   if (dtype == DType::bf16) {
     if (shape.head_dim == 64)

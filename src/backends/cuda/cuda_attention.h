@@ -63,6 +63,23 @@ void launch_rope_and_cache(void* qkv, DType dtype, const float* inv_freq, const 
 void launch_rope_table(const float* inv_freq, int head_dim, const int32_t* positions, int32_t num_tokens,
                        float* table, cudaStream_t stream);
 
+// Split-KV partials that launch_attention left for the caller's kernel to
+// combine (its `deferred` argument). For token t, q head h, element d:
+//   out[t, h D + d] = sum_s w_s part_o[s][t Hq + h][d] / sum_s w_s,
+//   w_s = exp2(part_lse[s][t Hq + h] - max_s part_lse[s][t Hq + h]),
+// over the splits s <= position(t) / keys_per_split (those that start at or
+// before the token's position), in that order, each output rounded once:
+// the combine kernel's arithmetic, so a caller that keeps the order gets its bits.
+struct SplitKvPartials {
+  const float* part_o = nullptr;    // [num_splits][num_tokens * num_heads][head_dim]
+  const float* part_lse = nullptr;  // [num_splits][num_tokens * num_heads]
+  const int32_t* positions = nullptr;
+  int32_t num_tokens = 0, num_heads = 0, head_dim = 0;
+  int32_t num_splits = 0;  // 0: launch_attention combined (or did not split) and wrote out
+  int32_t keys_per_split = 0;
+};
+inline constexpr int32_t kMaxDeferredSplits = 8;
+
 // Causal attention of every token's q heads over its sequence's cached
 // positions [0, position]; GQA without repeating K/V. Both shapes run one
 // tensor-core flash kernel whose CTA holds the q heads of one kv head for a few
@@ -72,10 +89,14 @@ void launch_rope_table(const float* inv_freq, int head_dim, const int32_t* posit
 // the grid would not fill the GPU. head_dim 64 or 128; any block_size.
 // `workspace` holds split-KV partials: at least attention_workspace_bytes()
 // (0 when the step needs no split), and must not be shared with a concurrent
-// launch.
+// launch. deferred (optional): where a bf16 decode step splits its keys in 2
+// to kMaxDeferredSplits, the combine is not launched and `out` is not
+// written; *deferred describes the partials in `workspace`, which the
+// caller's next kernel combines (the pipelined GEMV of cuda_kernels.h,
+// SkinnyGemm::merge). Otherwise deferred->num_splits = 0 and `out` is written.
 void launch_attention(const void* qkv, DType dtype, const StepArrays& step, const AttentionShape& shape,
                       const void* k_cache, const void* v_cache, void* out, void* workspace,
-                      size_t workspace_bytes, cudaStream_t stream);
+                      size_t workspace_bytes, cudaStream_t stream, SplitKvPartials* deferred = nullptr);
 size_t attention_workspace_bytes(const StepArrays& step, const AttentionShape& shape);
 
 }  // namespace flint::cuda

@@ -100,10 +100,16 @@ cuda::SkinnyGemm skinny_gemm_args(const Tensor& x, const Linear& w, const float*
           .epilogue = epilogue};
 }
 
-// FLINT_CUDA_FUSE=0, for A/B runs, turns the options' RoPE fusion off.
+// For A/B runs: FLINT_CUDA_FUSE=0 turns the options' fusions off,
+// FLINT_CUDA_COMBINE=kernel the split-KV merge in the o projection alone.
 void apply_fusion_env(CudaBackendOptions& o) {
   const char* v = std::getenv("FLINT_CUDA_FUSE");
-  if (v != nullptr && (std::string_view(v) == "0" || std::string_view(v) == "off")) o.rope_into_gemv = false;
+  if (v != nullptr && (std::string_view(v) == "0" || std::string_view(v) == "off")) {
+    o.rope_into_gemv = false;
+    o.merge_splits_into_gemv = false;
+  }
+  const char* combine = std::getenv("FLINT_CUDA_COMBINE");
+  if (combine != nullptr && std::string_view(combine) == "kernel") o.merge_splits_into_gemv = false;
 }
 
 class CudaBackend final : public Backend {
@@ -115,7 +121,8 @@ class CudaBackend final : public Backend {
         rows_upload_(context_),
         sample_upload_(context_),
         graph_mode_(options.graphs),
-        rope_in_gemv_(options.rope_into_gemv) {
+        rope_in_gemv_(options.rope_into_gemv),
+        merge_in_gemv_(options.merge_splits_into_gemv) {
     FLINT_CHECK(options.gemv_max_rows >= 0 && options.gemv_max_rows <= cuda::kSkinnyMaxRows,
                 "gemv_max_rows must be in [0, {}], got {}", cuda::kSkinnyMaxRows, options.gemv_max_rows);
     cudaDeviceProp p{};
@@ -350,7 +357,6 @@ class CudaBackend final : public Backend {
     step_.max_blocks_per_seq = batch.max_blocks_per_seq;
     have_step_ = true;
     ++step_serial_;
-    attention_out_ = nullptr;
   }
 
  public:
@@ -393,16 +399,43 @@ class CudaBackend final : public Backend {
 
   // Adds in the GEMV's epilogue or as cuBLASLt's C (cuda_linear.h); scratch is not used.
   void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) override {
+    linear_add_tiles(x, w, residual, scratch, /*claim_tiles=*/false);
+  }
+
+  // linear_add, the GEMV's tiles claimed or dealt (cuda_gemv_kernels.cu).
+  void linear_add_tiles(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch, bool claim_tiles) {
     (void)scratch;
     const float* bias = check_linear(x, w, residual, "linear_add");
     check_act(residual, "linear_add", "residual", residual.shape());
     FLINT_CHECK(residual.raw() != x.raw(), "linear_add: residual must be a tensor of its own, not x");
-    // The projection of the attention's output claims its tiles
-    // (cuda_gemv_kernels.cu): the attention's CTAs still hold SMs as its CTAs
-    // start, so some start late.
-    const bool claim = x.raw() == attention_out_;
     linear_.run(x.raw(), x.size(0), w.parts.front().raw(), bias, residual.raw(), residual.dtype(), w.out_features,
-                w.in_features, /*accumulate=*/true, claim);
+                w.in_features, /*accumulate=*/true, claim_tiles);
+  }
+
+  // Decode-sized steps: the o projection's GEMV combines the attention's
+  // split-KV partials itself (SkinnyGemm::merge), so no combine kernel runs
+  // between the two; its CTAs claim their tiles, since the attention's CTAs
+  // still hold SMs as they start, so some start late (cuda_gemv_kernels.cu).
+  void attention_linear_add(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
+                            Tensor& attn, const Linear& o, Tensor& residual, Tensor& scratch) override {
+    const char* op = "attention_linear_add";
+    check_act(attn, op, "attn", {step_.num_tokens, static_cast<int64_t>(p.num_heads) * p.head_dim});
+    const float* bias = check_linear(attn, o, residual, op);
+    check_act(residual, op, "residual", residual.shape());
+    FLINT_CHECK(residual.raw() != attn.raw(), "{}: residual must be a tensor of its own, not attn", op);
+    const int64_t n = attn.size(0);
+    const bool merge = merge_in_gemv_ && cuda::skinny_gemm_merges(n, o.in_features) &&
+                       linear_.streams(attn.raw(), n, o.parts.front().raw(), o.in_features);
+    cuda::SplitKvPartials partials;
+    run_attention(qkv, p, cache, layer, attn, merge ? &partials : nullptr);
+    if (partials.num_splits == 0) {
+      linear_add_tiles(attn, o, residual, scratch, /*claim_tiles=*/true);
+      return;
+    }
+    cuda::SkinnyGemm g = skinny_gemm_args(attn, o, bias, residual, cuda::SkinnyEpilogue::accumulate);
+    g.tile_counter = linear_.next_tile_counter();
+    g.merge = partials;
+    cuda::launch_skinny_gemm(g, stream());
   }
 
   // Decode-sized batches: rms_norm, then one GEMV that writes silu(gate) * up.
@@ -469,6 +502,12 @@ class CudaBackend final : public Backend {
 
   void attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
                  Tensor& out) override {
+    run_attention(qkv, p, cache, layer, out, nullptr);
+  }
+
+  // deferred: see cuda::launch_attention.
+  void run_attention(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer, Tensor& out,
+                     cuda::SplitKvPartials* deferred) {
     check_attention_args(qkv, p, cache, layer, "attention");
     check_act(out, "attention", "out", {step_.num_tokens, static_cast<int64_t>(p.num_heads) * p.head_dim});
     const cuda::AttentionShape shape = attention_shape(p);
@@ -485,8 +524,7 @@ class CudaBackend final : public Backend {
     }
     const auto l = static_cast<size_t>(layer);
     cuda::launch_attention(qkv.raw(), kAct, step_, shape, cache.k[l].raw(), cache.v[l].raw(), out.raw(),
-                           ws.defined() ? ws.raw() : nullptr, ws.defined() ? ws.nbytes() : 0, stream());
-    attention_out_ = out.raw();
+                           ws.defined() ? ws.raw() : nullptr, ws.defined() ? ws.nbytes() : 0, stream(), deferred);
   }
 
   void swiglu(const Tensor& gate_up, Tensor& out) override {
@@ -822,7 +860,7 @@ class CudaBackend final : public Backend {
   int64_t recorded_vocab_ = 0;      // the embedding table's rows, seen by the last embedding()
   std::map<GraphKey, StepGraph> graphs_;
   bool rope_in_gemv_;  // CudaBackendOptions::rope_into_gemv
-  const void* attention_out_ = nullptr;  // the last attention()'s output this step
+  bool merge_in_gemv_;  // CudaBackendOptions::merge_splits_into_gemv
   // The step's RoPE cos/sin table (launch_rope_table), made by the first fused
   // q/k/v GEMV of a step for the inv_freq it was given.
   uint64_t step_serial_ = 0;

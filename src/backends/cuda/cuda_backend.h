@@ -49,6 +49,10 @@ struct CudaBackendOptions {
   // Decode-sized steps (rows <= gemv_max_rows): RoPE and the K/V cache write
   // in the q/k/v GEMV's epilogue. FLINT_CUDA_FUSE=0 turns it off (make_cuda_backend).
   bool rope_into_gemv = true;
+  // Decode-sized steps on sm_90: the o projection's GEMV combines the
+  // attention's split-KV partials (no combine kernel between the two).
+  // FLINT_CUDA_COMBINE=kernel (or FLINT_CUDA_FUSE=0) turns it off (make_cuda_backend).
+  bool merge_splits_into_gemv = true;
 };
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options = {});
 DeviceCeilings measure_cuda_ceilings();

@@ -8,4 +8,6 @@ void throw_cuda_error(cudaError_t error, const char* call, const char* file, int
   fail("CUDA error in {}: {} ({}:{})", call, cudaGetErrorString(error), file, line);
 }
 
+void throw_error(const char* message) { fail("{}", message); }
+
 }  // namespace flint::cuda

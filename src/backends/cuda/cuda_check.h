@@ -9,6 +9,8 @@
 namespace flint::cuda {
 // Throws flint::Error "CUDA error in <call>: <reason> (<file>:<line>)".
 [[noreturn]] void throw_cuda_error(cudaError_t error, const char* call, const char* file, int line);
+// Throws flint::Error with this message (a launcher given arguments it does not take).
+[[noreturn]] void throw_error(const char* message);
 }  // namespace flint::cuda
 
 #define FLINT_CUDA_CHECK(call)                                                          \

@@ -351,6 +351,58 @@ constexpr int kPipeRowBytes = kPipeK * 2 + 64;
 constexpr int kPipeStageBytes = 16 * kPipeRowBytes;
 constexpr int kPipeStages = 11;
 constexpr int kPipeSmemBytes = kPipeStages * kPipeStageBytes;  // 191,488 bytes
+// x combined from split-KV partials (SkinnyGemm::merge) lies after the ring.
+constexpr int kMergeMaxElements = 8192;
+constexpr int kMergeSmemBytes = kMergeMaxElements * 2;
+
+// The attention's output [n, k] (bf16) from its split-KV partials into xs
+// (shared memory) and, where out is given, to global memory: a thread per 8
+// elements, all of its splits' loads issued before the first is used (one
+// memory round trip), then the combine kernel's arithmetic in its order
+// (SplitKvPartials), so the bits are the combine kernel's.
+__device__ __forceinline__ void merge_split_kv(const SplitKvPartials& m, int n, int k, uint4* xs, uint4* out, int tid,
+                                               int nthreads) {
+  const int k8 = k / 8;
+  const int64_t stride = static_cast<int64_t>(m.num_tokens) * m.num_heads;
+  for (int i = tid; i < n * k8; i += nthreads) {
+    const int token = i / k8, col = (i % k8) * 8, head = col / m.head_dim, dim = col % m.head_dim;
+    const int64_t item = static_cast<int64_t>(token) * m.num_heads + head;
+    float lse[kMaxDeferredSplits];
+    float4 lo[kMaxDeferredSplits], hi[kMaxDeferredSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxDeferredSplits; ++s) {
+      if (s < m.num_splits) {
+        lse[s] = m.part_lse[s * stride + item];
+        const auto* src = reinterpret_cast<const float4*>(m.part_o + (s * stride + item) * m.head_dim + dim);
+        lo[s] = src[0];
+        hi[s] = src[1];
+      }
+    }
+    const int splits = min(m.positions[token] / m.keys_per_split + 1, m.num_splits);
+    float mmax = -INFINITY;
+#pragma unroll
+    for (int s = 0; s < kMaxDeferredSplits; ++s)
+      if (s < splits) mmax = fmaxf(mmax, lse[s]);
+    float sum = 0.0f, acc[8] = {};
+#pragma unroll
+    for (int s = 0; s < kMaxDeferredSplits; ++s) {
+      if (s < splits) {
+        const float w = exp2f(lse[s] - mmax);
+        sum += w;
+        const float v[8] = {lo[s].x, lo[s].y, lo[s].z, lo[s].w, hi[s].x, hi[s].y, hi[s].z, hi[s].w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[e] += w * v[e];
+      }
+    }
+    const float inv = 1.0f / sum;
+    float y[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) y[e] = acc[e] * inv;
+    const uint4 packed = pack8(y);
+    xs[i] = packed;
+    if (out != nullptr) out[i] = packed;
+  }
+}
 
 __device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
@@ -373,11 +425,12 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
-template <int kNt, typename OutT, SkinnyEpilogue kEpi>
+// kMerge: x is combined from split-KV partials first (SkinnyGemm::merge).
+template <int kNt, typename OutT, SkinnyEpilogue kEpi, bool kMerge>
 __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
-    pipe_gemm_kernel(const uint16_t* __restrict__ x, int n, const uint16_t* __restrict__ w,
-                     const float* __restrict__ bias, OutT* __restrict__ out, int o_rows, int k, int tiles,
-                     const SkinnyRope rope, unsigned* __restrict__ tile_counter) {
+    pipe_gemm_kernel(const uint16_t* x, int n, const uint16_t* __restrict__ w, const float* __restrict__ bias,
+                     OutT* __restrict__ out, int o_rows, int k, int tiles, const SkinnyRope rope,
+                     unsigned* __restrict__ tile_counter, const SplitKvPartials merge) {
   FLINT_TRACE_KERNEL(trace::kGemvPipelined + static_cast<uint32_t>(kEpi));
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) unsigned char stages[];
@@ -448,18 +501,29 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
   // Consumers.
   const int g = lane / 4, t = lane % 4;
   const int k8 = k / 8;
-  const XRows<kNt> xr(x, n, g, k8);
+  auto* merged = reinterpret_cast<uint4*>(stages + kPipeSmemBytes);
+  const XRows<kNt> xr(kMerge ? reinterpret_cast<const uint16_t*>(merged) : x, n, g, k8);
   // The x's of stage kc a lane needs: uint4 index kc * kPipeK / 8 + 8 warp + 4 j + t.
   auto load_stage_x = [&](uint4 (&xv)[kNt][2], int kc) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int idx = kc * (kPipeK / 8) + warp * 8 + 4 * j + t;
 #pragma unroll
-      for (int nt = 0; nt < kNt; ++nt)
-        xv[nt][j] = idx < k8 && xr.ok[nt] ? __ldg(xr.row[nt] + idx) : make_uint4(0, 0, 0, 0);
+      for (int nt = 0; nt < kNt; ++nt) {
+        const bool in = idx < k8 && xr.ok[nt];
+        if constexpr (kMerge)
+          xv[nt][j] = in ? xr.row[nt][idx] : make_uint4(0, 0, 0, 0);
+        else
+          xv[nt][j] = in ? __ldg(xr.row[nt] + idx) : make_uint4(0, 0, 0, 0);
+      }
     }
   };
   wait_for_previous_grid();
+  if constexpr (kMerge) {
+    auto* to_global = blockIdx.x == 0 ? reinterpret_cast<uint4*>(const_cast<uint16_t*>(x)) : nullptr;
+    merge_split_kv(merge, n, k, merged, to_global, static_cast<int>(threadIdx.x), kWarps * 32);
+    asm volatile("bar.sync 1, %0;" ::"n"(kWarps * 32) : "memory");
+  }
   uint4 xcur[kNt][2];
   load_stage_x(xcur, 0);
   int it = 0, parity_of_partial = 0;
@@ -531,10 +595,22 @@ void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
   const int n = static_cast<int>(g.n), o_rows = static_cast<int>(g.out_features);
   const int k = static_cast<int>(g.in_features), tiles = skinny_tiles(g);
   if constexpr (kU == 0) {
-    auto* kernel = pipe_gemm_kernel<kNt, OutT, kEpi>;
+    auto* kernel = pipe_gemm_kernel<kNt, OutT, kEpi, false>;
+    int smem = kPipeSmemBytes;
+    if (g.merge.num_splits > 0) {
+      if constexpr (kEpi == SkinnyEpilogue::accumulate && sizeof(OutT) == 2) {
+        if (!skinny_gemm_merges(g.n, g.in_features) || g.merge.num_splits > kMaxDeferredSplits ||
+            g.merge.num_tokens != g.n || static_cast<int64_t>(g.merge.num_heads) * g.merge.head_dim != g.in_features)
+          throw_error("launch_skinny_gemm: split-KV partials that do not match x");
+        kernel = pipe_gemm_kernel<kNt, OutT, kEpi, true>;
+        smem += kMergeSmemBytes;
+      } else {
+        throw_error("launch_skinny_gemm: split-KV partials need the bf16 accumulate epilogue");
+      }
+    }
     // Once per instantiation and device would do; the call is cheap and
     // graph capture records launches only.
-    FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kPipeSmemBytes));
+    FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // With a counter, a few CTAs more than tiles (up to one per SM): one that
     // finds an SM free early takes the tile of one that finds none free yet.
     // Small GEMVs deal in turn: they gain nothing, and with at least half an
@@ -543,9 +619,10 @@ void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
     unsigned* counter = tiles >= sms / 2 && claim_tiles() ? g.tile_counter : nullptr;
     const int spare = counter != nullptr ? 8 : 0;
     const auto blocks = static_cast<unsigned>(std::min(tiles + spare, sms));
-    launch_kernel(kernel, blocks, (kWarps + 1) * 32, kPipeSmemBytes, stream, x, n, w, g.bias,
-                  static_cast<OutT*>(g.out), o_rows, k, tiles, g.rope, counter);
+    launch_kernel(kernel, blocks, (kWarps + 1) * 32, smem, stream, x, n, w, g.bias, static_cast<OutT*>(g.out),
+                  o_rows, k, tiles, g.rope, counter, g.merge);
   } else {
+    if (g.merge.num_splits > 0) throw_error("launch_skinny_gemm: split-KV partials need the pipelined kernel");
     launch_kernel(skinny_gemm_kernel<kNt, kU, OutT, kEpi>, static_cast<unsigned>(tiles), kWarps * 32, 0, stream, x,
                   n, w, g.bias, static_cast<OutT*>(g.out), o_rows, k, g.rope);
   }
@@ -616,6 +693,10 @@ bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_fe
 }
 
 bool skinny_gemm_pipelined(int64_t n) { return n >= 1 && n <= 8 && use_pipelined_gemv(); }
+
+bool skinny_gemm_merges(int64_t n, int64_t in_features) {
+  return skinny_gemm_pipelined(n) && in_features % 8 == 0 && n * in_features <= kMergeMaxElements;
+}
 
 void launch_skinny_gemm(const SkinnyGemm& g, cudaStream_t stream) {
   if (g.n == 0 || g.out_features == 0) return;

@@ -86,7 +86,17 @@ struct SkinnyGemm {
   // leave it zeroed. Null (or fewer tiles than half the SMs, or
   // FLINT_CUDA_TILES=dealt): tiles are dealt in turn.
   unsigned* tile_counter = nullptr;
+  // merge.num_splits > 0: x is the output of a launch_attention that left
+  // its split-KV partials for this GEMV (SplitKvPartials). Each CTA combines
+  // them into shared memory and reads x from there; CTA 0 also writes them
+  // to x (the attention's output, for any later reader). Only the
+  // accumulate epilogue, where skinny_gemm_merges() holds.
+  SplitKvPartials merge;
 };
+// Whether the pipelined GEMV can combine an attention's split-KV partials
+// for n rows of in_features (x, bf16, held in shared memory: n * in_features
+// <= 8192 elements).
+bool skinny_gemm_merges(int64_t n, int64_t in_features);
 // The operands must satisfy skinny_gemm_supports().
 void launch_skinny_gemm(const SkinnyGemm& gemm, cudaStream_t stream);
 // Whether n rows go through the pipelined kernel (sm_90; n <= 8): a persistent

@@ -41,6 +41,11 @@ class LinearRunner {
            int64_t out_features, int64_t in_features, bool accumulate = false, bool claim_tiles = false);
   // Whether run() takes the weight-streaming GEMV for these operands.
   bool streams(const void* x, int64_t n, const void* w, int64_t in_features) const;
+  // Tile counters, handed out in turn (SkinnyGemm::tile_counter). One is in
+  // use from its launch's first claim to its last, while that launch's CTAs
+  // are on SMs; a launch that claims holds a whole SM per CTA and at least
+  // half of the SMs, so it comes round again long after its last use.
+  unsigned* next_tile_counter();
 
  private:
   struct Plan {
@@ -60,11 +65,6 @@ class LinearRunner {
   int64_t gemv_max_rows_;
   cublasLtHandle_t handle_ = nullptr;
   std::unique_ptr<CudaStorage> workspace_;
-  // Tile counters, handed out in turn. One is in use from its launch's first
-  // claim to its last, while that launch's CTAs are on SMs; a launch that
-  // claims holds a whole SM per CTA and at least half of the SMs, so it comes
-  // round again long after its last use.
-  unsigned* next_tile_counter();
   static constexpr int kTileCounters = 64;
   std::unique_ptr<CudaStorage> tile_counters_;  // kTileCounters x {claims, CTAs done}, zeroed
   int next_counter_ = 0;
