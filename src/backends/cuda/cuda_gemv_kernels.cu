@@ -351,9 +351,30 @@ constexpr int kPipeRowBytes = kPipeK * 2 + 64;
 constexpr int kPipeStageBytes = 16 * kPipeRowBytes;
 constexpr int kPipeStages = 11;
 constexpr int kPipeSmemBytes = kPipeStages * kPipeStageBytes;  // 191,488 bytes
-// x combined from split-KV partials (SkinnyGemm::merge) lies after the ring.
-constexpr int kMergeMaxElements = 8192;
-constexpr int kMergeSmemBytes = kMergeMaxElements * 2;
+// Where the consumers read x from. Up to kStagedMaxElements of it lie in
+// shared memory after the ring, copied (or combined from split-KV partials,
+// SkinnyGemm::merge) once after the wait: one memory round trip, where
+// reading it from global memory a stage ahead costs one a stage whenever the
+// ring is already full, as it is for a short GEMV whose weights streamed in
+// before its wait.
+enum class XSource { global, staged, merged };
+constexpr int kStagedMaxElements = 8192;
+constexpr int kStagedSmemBytes = kStagedMaxElements * 2;
+
+// x [n, k] into shared memory: each thread's loads (up to 4) all in flight
+// before the first store.
+__device__ __forceinline__ void stage_x(const uint4* x, int total, uint4* xs, int tid, int nthreads) {
+  constexpr int kBatch = 4;
+  for (int base = tid; base < total; base += kBatch * nthreads) {
+    uint4 v[kBatch];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b)
+      if (base + b * nthreads < total) v[b] = __ldg(x + base + b * nthreads);
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b)
+      if (base + b * nthreads < total) xs[base + b * nthreads] = v[b];
+  }
+}
 
 // The attention's output [n, k] (bf16) from its split-KV partials into xs
 // (shared memory) and, where out is given, to global memory: a thread per 8
@@ -425,8 +446,8 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
-// kMerge: x is combined from split-KV partials first (SkinnyGemm::merge).
-template <int kNt, typename OutT, SkinnyEpilogue kEpi, bool kMerge>
+// kX: where the consumers read x from (XSource).
+template <int kNt, typename OutT, SkinnyEpilogue kEpi, XSource kX>
 __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     pipe_gemm_kernel(const uint16_t* x, int n, const uint16_t* __restrict__ w, const float* __restrict__ bias,
                      OutT* __restrict__ out, int o_rows, int k, int tiles, const SkinnyRope rope,
@@ -501,8 +522,8 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
   // Consumers.
   const int g = lane / 4, t = lane % 4;
   const int k8 = k / 8;
-  auto* merged = reinterpret_cast<uint4*>(stages + kPipeSmemBytes);
-  const XRows<kNt> xr(kMerge ? reinterpret_cast<const uint16_t*>(merged) : x, n, g, k8);
+  auto* staged = reinterpret_cast<uint4*>(stages + kPipeSmemBytes);
+  const XRows<kNt> xr(kX == XSource::global ? x : reinterpret_cast<const uint16_t*>(staged), n, g, k8);
   // The x's of stage kc a lane needs: uint4 index kc * kPipeK / 8 + 8 warp + 4 j + t.
   auto load_stage_x = [&](uint4 (&xv)[kNt][2], int kc) {
 #pragma unroll
@@ -511,17 +532,21 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
         const bool in = idx < k8 && xr.ok[nt];
-        if constexpr (kMerge)
-          xv[nt][j] = in ? xr.row[nt][idx] : make_uint4(0, 0, 0, 0);
-        else
+        if constexpr (kX == XSource::global)
           xv[nt][j] = in ? __ldg(xr.row[nt] + idx) : make_uint4(0, 0, 0, 0);
+        else
+          xv[nt][j] = in ? xr.row[nt][idx] : make_uint4(0, 0, 0, 0);
       }
     }
   };
   wait_for_previous_grid();
-  if constexpr (kMerge) {
-    auto* to_global = blockIdx.x == 0 ? reinterpret_cast<uint4*>(const_cast<uint16_t*>(x)) : nullptr;
-    merge_split_kv(merge, n, k, merged, to_global, static_cast<int>(threadIdx.x), kWarps * 32);
+  if constexpr (kX != XSource::global) {
+    if constexpr (kX == XSource::merged) {
+      auto* to_global = blockIdx.x == 0 ? reinterpret_cast<uint4*>(const_cast<uint16_t*>(x)) : nullptr;
+      merge_split_kv(merge, n, k, staged, to_global, static_cast<int>(threadIdx.x), kWarps * 32);
+    } else {
+      stage_x(reinterpret_cast<const uint4*>(x), n * k8, staged, static_cast<int>(threadIdx.x), kWarps * 32);
+    }
     asm volatile("bar.sync 1, %0;" ::"n"(kWarps * 32) : "memory");
   }
   uint4 xcur[kNt][2];
@@ -587,6 +612,16 @@ bool claim_tiles() {
   return claim;
 }
 
+// Whether the pipelined kernel copies a small x to shared memory
+// (FLINT_CUDA_X=global: read from global memory a stage ahead, for A/B runs).
+bool stage_x_in_shared() {
+  static const bool stage = [] {
+    const char* v = std::getenv("FLINT_CUDA_X");
+    return v == nullptr || std::string_view(v) != "global";
+  }();
+  return stage;
+}
+
 // kU = 0: the pipelined kernel; otherwise the register kernel.
 template <int kNt, int kU, typename OutT, SkinnyEpilogue kEpi>
 void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
@@ -595,15 +630,19 @@ void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
   const int n = static_cast<int>(g.n), o_rows = static_cast<int>(g.out_features);
   const int k = static_cast<int>(g.in_features), tiles = skinny_tiles(g);
   if constexpr (kU == 0) {
-    auto* kernel = pipe_gemm_kernel<kNt, OutT, kEpi, false>;
+    auto* kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::global>;
     int smem = kPipeSmemBytes;
+    if (g.merge.num_splits == 0 && g.n * g.in_features <= kStagedMaxElements && stage_x_in_shared()) {
+      kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::staged>;
+      smem += kStagedSmemBytes;
+    }
     if (g.merge.num_splits > 0) {
       if constexpr (kEpi == SkinnyEpilogue::accumulate && sizeof(OutT) == 2) {
         if (!skinny_gemm_merges(g.n, g.in_features) || g.merge.num_splits > kMaxDeferredSplits ||
             g.merge.num_tokens != g.n || static_cast<int64_t>(g.merge.num_heads) * g.merge.head_dim != g.in_features)
           throw_error("launch_skinny_gemm: split-KV partials that do not match x");
-        kernel = pipe_gemm_kernel<kNt, OutT, kEpi, true>;
-        smem += kMergeSmemBytes;
+        kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::merged>;
+        smem += kStagedSmemBytes;
       } else {
         throw_error("launch_skinny_gemm: split-KV partials need the bf16 accumulate epilogue");
       }
@@ -695,7 +734,7 @@ bool skinny_gemm_supports(const void* x, const void* w, int64_t n, int64_t in_fe
 bool skinny_gemm_pipelined(int64_t n) { return n >= 1 && n <= 8 && use_pipelined_gemv(); }
 
 bool skinny_gemm_merges(int64_t n, int64_t in_features) {
-  return skinny_gemm_pipelined(n) && in_features % 8 == 0 && n * in_features <= kMergeMaxElements;
+  return skinny_gemm_pipelined(n) && in_features % 8 == 0 && n * in_features <= kStagedMaxElements;
 }
 
 void launch_skinny_gemm(const SkinnyGemm& g, cudaStream_t stream) {
