@@ -189,16 +189,82 @@ __device__ __forceinline__ void store_partials(Partials<kNt>& partial, int warp,
     for (int r = 0; r < 4; ++r) partial[warp][nt * 4 + r][lane] = acc[nt][r];
 }
 
+// What one item of a tile's epilogue (an output of store and accumulate, a
+// pair of swiglu and rope_cache) reads from global memory besides the sums:
+// the pipelined kernel loads it when the tile's first stage lands, so that
+// its latency hides behind the tile's stages instead of adding to the end of
+// the kernel (a short GEMV's last tile is on the step's critical path).
+struct EpilogueInputs {
+  float residual = 0.0f;                // accumulate: out's value before the add
+  float cos = 1.0f, sin = 0.0f;         // rope_cache, q and k heads: the pair's angle
+  __nv_bfloat16* slot = nullptr;        // rope_cache, k and v heads: the pair's first cache element
+};
+
+// Item i of write_tile's loop (store, accumulate): output row and x row.
+__device__ __forceinline__ void output_item(int tile, int i, int& row, int& col) {
+  const int q = i / 32, l = i % 32, r = q % 4;
+  row = tile * 16 + l / 4 + (r >= 2 ? 8 : 0);
+  col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
+}
+
 // swiglu and rope_cache pair each of the tile's first 8 rows (a) with one of
-// its last 8 (b): entry (q, l) with q % 4 < 2 is slot j = l / 4 for x row
-// col, entry (q + 2, l) its partner slot j + 8.
+// its last 8 (b): item i is entry (q, l) of the partials, q % 4 < 2, slot
+// j = l / 4 for x row col; entry (q + 2, l) is its partner slot j + 8.
+__device__ __forceinline__ void pair_item(int i, int& q, int& l, int& j, int& col) {
+  q = (i / 64) * 4 + (i / 32) % 2;
+  l = i % 32;
+  j = l / 4;
+  col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
+}
+
+// launch_rope_and_cache's angle and cache slot for row ra of qkv (the first
+// of its rotate_half pair) and x row col.
+__device__ __forceinline__ EpilogueInputs rope_inputs(int ra, int col, const SkinnyRope& rope) {
+  EpilogueInputs e;
+  const int half = rope.shape.head_dim / 2, head = ra / (2 * half), i0 = ra - head * 2 * half;
+  const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads;
+  if (head < hq + hkv) {
+    const float* cs = rope.table + static_cast<int64_t>(col) * 2 * half;
+    e.cos = cs[i0];
+    e.sin = cs[half + i0];
+  }
+  if (head >= hq) {
+    const int bs = rope.shape.block_size, pos = rope.step.positions[col];
+    const int32_t block =
+        rope.step.block_tables[static_cast<int64_t>(rope.step.token_seq[col]) * rope.step.max_blocks_per_seq +
+                               pos / bs];
+    const int cache_head = head < hq + hkv ? head - hq : head - hq - hkv;
+    auto* cache = reinterpret_cast<__nv_bfloat16*>(head < hq + hkv ? rope.k_cache : rope.v_cache);
+    e.slot = cache + ((static_cast<int64_t>(block) * hkv + cache_head) * bs + pos % bs) * rope.shape.head_dim + i0;
+  }
+  return e;
+}
+
+// The inputs of item i of the tile's epilogue (see EpilogueInputs); x rows
+// at or beyond n and rows beyond the output load nothing.
+template <typename OutT, SkinnyEpilogue kEpi>
+__device__ __forceinline__ EpilogueInputs load_epilogue_inputs(int tile, int i, int n, const OutT* out, int o_rows,
+                                                               const SkinnyRope& rope) {
+  EpilogueInputs e;
+  if constexpr (kEpi == SkinnyEpilogue::accumulate) {
+    int row, col;
+    output_item(tile, i, row, col);
+    if (row < o_rows && col < n) e.residual = load_out(out + static_cast<int64_t>(col) * o_rows + row);
+  } else if constexpr (kEpi == SkinnyEpilogue::rope_cache) {
+    int q, l, j, col;
+    pair_item(i, q, l, j, col);
+    if (col < n) e = rope_inputs(tile_row<kEpi>(tile, j, rope.shape.head_dim, o_rows), col, rope);
+  }
+  return e;
+}
+
 template <int kNt, typename OutT, SkinnyEpilogue kEpi>
 __device__ __forceinline__ void write_pairs(const Partials<kNt>& partial, int tile, int tid, int nthreads, int n,
                                             const float* __restrict__ bias, OutT* __restrict__ out, int o_rows,
-                                            const SkinnyRope& rope) {
+                                            const SkinnyRope& rope, const EpilogueInputs* loaded) {
   for (int i = tid; i < kNt * 2 * 32; i += nthreads) {
-    const int q = (i / 64) * 4 + (i / 32) % 2, l = i % 32;
-    const int j = l / 4, col = (q / 4) * 8 + 2 * (l % 4) + (q & 1);
+    int q, l, j, col;
+    pair_item(i, q, l, j, col);
     if (col >= n || !tile_row_exists<kEpi>(tile, j, o_rows)) continue;
     float a = 0.0f, b = 0.0f;
 #pragma unroll
@@ -217,29 +283,20 @@ __device__ __forceinline__ void write_pairs(const Partials<kNt>& partial, int ti
       store_out(out + static_cast<int64_t>(col) * o_rows + ra, silu_mul(round_bf16(a), round_bf16(b)));
     } else {
       // The linear's bf16 output, then launch_rope_and_cache's arithmetic.
-      const int half = rope.shape.head_dim / 2, head = ra / (2 * half), i0 = ra - head * 2 * half;
-      const int hq = rope.shape.num_heads, hkv = rope.shape.kv_heads;
+      const EpilogueInputs e = loaded != nullptr && i == tid ? *loaded : rope_inputs(ra, col, rope);
+      const int half = rope.shape.head_dim / 2, head = ra / (2 * half);
       float ya = round_bf16(a), yb = round_bf16(b);
-      if (head < hq + hkv) {
-        const float* cs = rope.table + static_cast<int64_t>(col) * 2 * half;
-        const float x0 = ya, x1 = yb, c = cs[i0], s = cs[half + i0];
-        ya = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        yb = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+      if (head < rope.shape.num_heads + rope.shape.kv_heads) {
+        const float x0 = ya, x1 = yb;
+        ya = __fsub_rn(__fmul_rn(x0, e.cos), __fmul_rn(x1, e.sin));
+        yb = __fadd_rn(__fmul_rn(x1, e.cos), __fmul_rn(x0, e.sin));
       }
       const __nv_bfloat16 ba = __float2bfloat16_rn(ya), bb = __float2bfloat16_rn(yb);
       out[static_cast<int64_t>(col) * o_rows + ra] = ba;
       out[static_cast<int64_t>(col) * o_rows + rb] = bb;
-      if (head >= hq) {
-        const int bs = rope.shape.block_size, pos = rope.step.positions[col];
-        const int32_t block =
-            rope.step.block_tables[static_cast<int64_t>(rope.step.token_seq[col]) * rope.step.max_blocks_per_seq +
-                                   pos / bs];
-        const int cache_head = head < hq + hkv ? head - hq : head - hq - hkv;
-        auto* cache = reinterpret_cast<__nv_bfloat16*>(head < hq + hkv ? rope.k_cache : rope.v_cache);
-        __nv_bfloat16* slot =
-            cache + ((static_cast<int64_t>(block) * hkv + cache_head) * bs + pos % bs) * rope.shape.head_dim + i0;
-        slot[0] = ba;
-        slot[half] = bb;
+      if (e.slot != nullptr) {
+        e.slot[0] = ba;
+        e.slot[half] = bb;
       }
     }
   }
@@ -249,28 +306,30 @@ __device__ __forceinline__ void write_pairs(const Partials<kNt>& partial, int ti
 // (g, t) in partial[v][4 nt + r][lane]: out row slot g + 8 (r >= 2), x row
 // 8 nt + 2 t + r % 2), in a fixed order, and writes the tile's outputs
 // through the epilogue. Threads tid = 0 .. nthreads - 1 share the work.
+// loaded: null, or the inputs of this thread's first item (i = tid), loaded
+// earlier by load_epilogue_inputs.
 template <int kNt, typename OutT, SkinnyEpilogue kEpi>
 __device__ __forceinline__ void write_tile(const Partials<kNt>& partial, int tile, int tid, int nthreads, int n,
                                            const float* __restrict__ bias, OutT* __restrict__ out, int o_rows,
-                                           const SkinnyRope& rope) {
+                                           const SkinnyRope& rope, const EpilogueInputs* loaded = nullptr) {
   if constexpr (kEpi == SkinnyEpilogue::store || kEpi == SkinnyEpilogue::accumulate) {
     for (int i = tid; i < kNt * 4 * 32; i += nthreads) {
       const int q = i / 32, l = i % 32;
       float s = 0.0f;
 #pragma unroll
       for (int v = 0; v < kWarps; ++v) s += partial[v][q][l];
-      const int r = q % 4;
-      const int row = tile * 16 + l / 4 + (r >= 2 ? 8 : 0);
-      const int col = (q / 4) * 8 + 2 * (l % 4) + (r & 1);
+      int row, col;
+      output_item(tile, i, row, col);
       if (row < o_rows && col < n) {
         if (bias) s += bias[row];
         OutT* p = out + static_cast<int64_t>(col) * o_rows + row;
-        if constexpr (kEpi == SkinnyEpilogue::accumulate) s += load_out(p);
+        if constexpr (kEpi == SkinnyEpilogue::accumulate)
+          s += loaded != nullptr && i == tid ? loaded->residual : load_out(p);
         store_out(p, s);
       }
     }
   } else {
-    write_pairs<kNt, OutT, kEpi>(partial, tile, tid, nthreads, n, bias, out, o_rows, rope);
+    write_pairs<kNt, OutT, kEpi>(partial, tile, tid, nthreads, n, bias, out, o_rows, rope, loaded);
   }
 }
 
@@ -558,6 +617,8 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     mbar_wait(&full[it % kPipeStages], (it / kPipeStages) & 1);
     const int tile = stage_tile[it % kPipeStages];
     if (tile < 0) break;
+    const EpilogueInputs loaded =
+        load_epilogue_inputs<OutT, kEpi>(tile, static_cast<int>(threadIdx.x), n, out, o_rows, rope);
     float acc[kNt][4] = {};
     for (int kc = 0; kc < nk; ++kc, ++it) {
       // x one stage ahead (the next tile starts again at stage 0): its
@@ -590,7 +651,8 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1)
     parity_of_partial ^= 1;
     store_partials(p, warp, lane, acc);
     asm volatile("bar.sync 1, %0;" ::"n"(kWarps * 32) : "memory");
-    write_tile<kNt, OutT, kEpi>(p, tile, static_cast<int>(threadIdx.x), kWarps * 32, n, bias, out, o_rows, rope);
+    write_tile<kNt, OutT, kEpi>(p, tile, static_cast<int>(threadIdx.x), kWarps * 32, n, bias, out, o_rows, rope,
+                                &loaded);
   }
 #else
   __trap();
