@@ -135,8 +135,6 @@ struct FlashConfig {
 template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
 __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attention_kernel(const FlashArgs a) {
   FLINT_TRACE_KERNEL(trace::kAttention);
-  wait_for_previous_grid();
-  allow_next_grid();
   using H = Half16<T>;
   using C = FlashConfig<D, kWarpsM, kWarpsN, kMT>;
   constexpr int WR = C::kWarpRows;
@@ -176,6 +174,9 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   const int tile_begin = split * a.tiles_per_split;
   const int tile_end = min(key_tiles, tile_begin + a.tiles_per_split);
   if (tile_begin >= tile_end) return;  // this split lies past the context: nothing to do (see the reducer)
+  // Keys before the sequence's first query were cached by earlier steps; the
+  // kernel before this one (the q/k/v projection) writes only the later ones.
+  const int first_new_key = a.positions[q0];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % kWarpsM, wn = warp / kWarpsM;
@@ -184,6 +185,38 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   const T* k_cache = static_cast<const T*>(a.k_cache);
   const T* v_cache = static_cast<const T*>(a.v_cache);
   const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
+
+  // One K/V tile -> stage: key j of the sequence sits in block table[j / bs],
+  // row j % bs. keys: the tile's keys before first_new_key, from it on, or all.
+  enum class Keys { cached, new_, all };
+  const auto load_kv = [&](int key_tile, int stage, Keys keys) {
+    const int key0 = key_tile * kKeyTile;
+    T* ks = k_s + stage * kKeyTile * S;
+    T* vs = v_s + stage * kKeyTile * S;
+#pragma unroll
+    for (int i = 0; i < kKeyTile * kChunks / kThreads; ++i) {
+      const int c = tid + i * kThreads;
+      const int kr = c / kChunks, part = c % kChunks;
+      const int key = key0 + kr;
+      if (keys != Keys::all && (key < first_new_key) != (keys == Keys::cached)) continue;
+      int64_t off = 0;
+      uint32_t bytes = 0;
+      if (key < num_keys) {
+        const int block = table[key / a.block_size];
+        off = ((static_cast<int64_t>(block) * a.kv_heads + kvh) * a.block_size + key % a.block_size) * D + part * 8;
+        bytes = 16;
+      }
+      cp_async16(smem_addr(ks + kr * S + part * 8), k_cache + off, bytes);
+      cp_async16(smem_addr(vs + kr * S + part * 8), v_cache + off, bytes);
+    }
+  };
+  // The first tile's cached keys go out before the wait for the q/k/v
+  // projection (programmatic launch, cuda_launch.cuh): the step arrays and
+  // those keys are read-only while it runs.
+  load_kv(tile_begin, 0, Keys::cached);
+  cp_async_commit();  // group: the first tile's cached keys
+  wait_for_previous_grid();
+  allow_next_grid();
 
   // Q rows -> shared memory (zeros past the sequence's rows).
   for (int c = tid; c < M * kChunks; c += kThreads) {
@@ -198,30 +231,8 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
     }
     cp_async16(smem_addr(q_s + r * S + part * 8), src, bytes);
   }
-  // One K/V tile -> stage: key j of the sequence sits in block table[j / bs], row j % bs.
-  const auto load_kv = [&](int key_tile, int stage) {
-    const int key0 = key_tile * kKeyTile;
-    T* ks = k_s + stage * kKeyTile * S;
-    T* vs = v_s + stage * kKeyTile * S;
-#pragma unroll
-    for (int i = 0; i < kKeyTile * kChunks / kThreads; ++i) {
-      const int c = tid + i * kThreads;
-      const int kr = c / kChunks, part = c % kChunks;
-      const int key = key0 + kr;
-      int64_t off = 0;
-      uint32_t bytes = 0;
-      if (key < num_keys) {
-        const int block = table[key / a.block_size];
-        off = ((static_cast<int64_t>(block) * a.kv_heads + kvh) * a.block_size + key % a.block_size) * D + part * 8;
-        bytes = 16;
-      }
-      cp_async16(smem_addr(ks + kr * S + part * 8), k_cache + off, bytes);
-      cp_async16(smem_addr(vs + kr * S + part * 8), v_cache + off, bytes);
-    }
-  };
-  cp_async_commit();  // group: Q
-  load_kv(tile_begin, 0);
-  cp_async_commit();  // group: the first K/V tile
+  load_kv(tile_begin, 0, Keys::new_);
+  cp_async_commit();  // group: Q and the first tile's new keys
 
   // This thread's two rows of each of the warp's m16 tiles: g and g + 8 (C
   // fragment layout).
@@ -239,7 +250,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   };
 
   uint32_t qf[kQInRegs ? D / 16 : 1][4];  // one m tile: Q as A fragments, one per k16 step of D
-  cp_async_wait<1>();                      // Q has landed (the K/V tile may still be in flight)
+  cp_async_wait<0>();                      // Q and the first K/V tile have landed
   __syncthreads();
   if constexpr (kQInRegs) {
 #pragma unroll
@@ -257,7 +268,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 
   for (int kt = tile_begin; kt < tile_end; ++kt) {
     const int stage = (kt - tile_begin) & 1;
-    if (kt + 1 < tile_end) load_kv(kt + 1, stage ^ 1);
+    if (kt + 1 < tile_end) load_kv(kt + 1, stage ^ 1, Keys::all);
     cp_async_commit();  // possibly empty: keeps "wait for all but the newest" right
     cp_async_wait<1>();
     __syncthreads();
