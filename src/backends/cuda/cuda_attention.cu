@@ -231,8 +231,9 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
     }
     cp_async16(smem_addr(q_s + r * S + part * 8), src, bytes);
   }
+  cp_async_commit();  // group: Q
   load_kv(tile_begin, 0, Keys::new_);
-  cp_async_commit();  // group: Q and the first tile's new keys
+  cp_async_commit();  // group: the first tile's new keys
 
   // This thread's two rows of each of the warp's m16 tiles: g and g + 8 (C
   // fragment layout).
@@ -250,7 +251,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   };
 
   uint32_t qf[kQInRegs ? D / 16 : 1][4];  // one m tile: Q as A fragments, one per k16 step of D
-  cp_async_wait<0>();                      // Q and the first K/V tile have landed
+  cp_async_wait<1>();                      // Q has landed (the new keys may still be in flight)
   __syncthreads();
   if constexpr (kQInRegs) {
 #pragma unroll
