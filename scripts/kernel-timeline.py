@@ -46,7 +46,11 @@ class Launch:
         return min(r[4] for r in self.recs)
 
     def release(self):
-        return min(r[6] for r in self.recs)
+        # A CTA that never waited (its wait stamps are its entry: e.g. an
+        # attention split past the context, which exits before the wait)
+        # says nothing about when the previous kernel finished.
+        waited = [r[6] for r in self.recs if r[6] != r[4]]
+        return min(waited) if waited else min(r[6] for r in self.recs)
 
     def last_exit(self):
         return max(r[7] for r in self.recs)
