@@ -419,6 +419,7 @@ class CudaBackend final : public Backend {
   void attention_linear_add(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
                             Tensor& attn, const Linear& o, Tensor& residual, Tensor& scratch) override {
     const char* op = "attention_linear_add";
+    check_attention_args(qkv, p, cache, layer, op);
     check_act(attn, op, "attn", {step_.num_tokens, static_cast<int64_t>(p.num_heads) * p.head_dim});
     const float* bias = check_linear(attn, o, residual, op);
     check_act(residual, op, "residual", residual.shape());

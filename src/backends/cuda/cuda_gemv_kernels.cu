@@ -397,7 +397,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 // copies (one 1 KB copy per row per stage, completion counted in bytes on the
 // stage's mbarrier); 8 consumer warps take each stage as it lands (warp w its
 // k's w * 64 .. w * 64 + 63, the same fragment permutation as the register
-// kernel, x from global through L1) and hand the stage back. What this buys
+// kernel, x from shared memory or global: XSource below) and hand the stage
+// back. What this buys
 // over the register kernel: ~190 KB in flight per SM instead of ~64 KB, the
 // stream does not stop at tile boundaries (the producer runs ahead into the
 // next tile while the consumers write the last one), and all of it goes out
