@@ -549,7 +549,7 @@ void check_shape(const StepArrays& step, const AttentionShape& shape) {
 }
 
 template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
-void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream, bool combine = true) {
+void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream, bool combine) {
   using C = FlashConfig<D, kWarpsM, kWarpsN, kMT>;
   static_assert(C::kRows == (kWarpsN == 1 ? kPrefillRows : kDecodeRows), "make_plan's rows per tile");
   const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN, kMT>;
@@ -570,11 +570,11 @@ void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream, 
 }
 
 template <typename T, int D>
-void launch_typed(const FlashArgs& args, const Plan& plan, cudaStream_t stream) {
+void launch_typed(const FlashArgs& args, const Plan& plan, cudaStream_t stream, bool combine) {
   if (plan.decode)
-    launch_flash<T, D, 1, 4, 1>(args, plan, stream);
+    launch_flash<T, D, 1, 4, 1>(args, plan, stream, combine);
   else
-    launch_flash<T, D, 4, 1, 2>(args, plan, stream);
+    launch_flash<T, D, 4, 1, 2>(args, plan, stream, combine);
 }
 
 }  // namespace
@@ -623,8 +623,10 @@ void launch_attention(const void* qkv, DType dtype, const StepArrays& step, cons
   args.num_splits = plan.num_splits;
   args.scale_log2 = shape.scale * 1.4426950408889634f;
 
-  if (deferred != nullptr && plan.decode && dtype == DType::bf16 && plan.num_splits > 1 &&
-      plan.num_splits <= kMaxDeferredSplits) {
+  // The combine left to the caller: the partials are described, not merged.
+  const bool defer = deferred != nullptr && plan.decode && dtype == DType::bf16 && plan.num_splits > 1 &&
+                     plan.num_splits <= kMaxDeferredSplits;
+  if (defer)
     *deferred = {.part_o = args.part_o,
                  .part_lse = args.part_lse,
                  .positions = step.positions,
@@ -633,23 +635,17 @@ void launch_attention(const void* qkv, DType dtype, const StepArrays& step, cons
                  .head_dim = shape.head_dim,
                  .num_splits = plan.num_splits,
                  .keys_per_split = plan.tiles_per_split * kKeyTile};
-    if (shape.head_dim == 64)
-      launch_flash<__nv_bfloat16, 64, 1, 4, 1>(args, plan, stream, /*combine=*/false);
-    else
-      launch_flash<__nv_bfloat16, 128, 1, 4, 1>(args, plan, stream, /*combine=*/false);
-    return;
-  }
 
   if (dtype == DType::bf16) {
     if (shape.head_dim == 64)
-      launch_typed<__nv_bfloat16, 64>(args, plan, stream);
+      launch_typed<__nv_bfloat16, 64>(args, plan, stream, !defer);
     else
-      launch_typed<__nv_bfloat16, 128>(args, plan, stream);
+      launch_typed<__nv_bfloat16, 128>(args, plan, stream, !defer);
   } else {
     if (shape.head_dim == 64)
-      launch_typed<__half, 64>(args, plan, stream);
+      launch_typed<__half, 64>(args, plan, stream, !defer);
     else
-      launch_typed<__half, 128>(args, plan, stream);
+      launch_typed<__half, 128>(args, plan, stream, !defer);
   }
 }
 

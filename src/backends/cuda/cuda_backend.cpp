@@ -399,25 +399,21 @@ class CudaBackend final : public Backend {
 
   // Adds in the GEMV's epilogue or as cuBLASLt's C (cuda_linear.h); scratch is not used.
   void linear_add(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch) override {
-    linear_add_tiles(x, w, residual, scratch, /*claim_tiles=*/false);
-  }
-
-  // linear_add, the GEMV's tiles claimed or dealt (cuda_gemv_kernels.cu).
-  void linear_add_tiles(const Tensor& x, const Linear& w, Tensor& residual, Tensor& scratch, bool claim_tiles) {
     (void)scratch;
     const float* bias = check_linear(x, w, residual, "linear_add");
     check_act(residual, "linear_add", "residual", residual.shape());
     FLINT_CHECK(residual.raw() != x.raw(), "linear_add: residual must be a tensor of its own, not x");
     linear_.run(x.raw(), x.size(0), w.parts.front().raw(), bias, residual.raw(), residual.dtype(), w.out_features,
-                w.in_features, /*accumulate=*/true, claim_tiles);
+                w.in_features, /*accumulate=*/true);
   }
 
   // Decode-sized steps: the o projection's GEMV combines the attention's
   // split-KV partials itself (SkinnyGemm::merge), so no combine kernel runs
   // between the two; its CTAs claim their tiles, since the attention's CTAs
   // still hold SMs as they start, so some start late (cuda_gemv_kernels.cu).
+  // scratch is not used (see linear_add).
   void attention_linear_add(const Tensor& qkv, const AttentionParams& p, const KvCache& cache, int32_t layer,
-                            Tensor& attn, const Linear& o, Tensor& residual, Tensor& scratch) override {
+                            Tensor& attn, const Linear& o, Tensor& residual, Tensor&) override {
     const char* op = "attention_linear_add";
     check_attention_args(qkv, p, cache, layer, op);
     check_act(attn, op, "attn", {step_.num_tokens, static_cast<int64_t>(p.num_heads) * p.head_dim});
@@ -430,7 +426,8 @@ class CudaBackend final : public Backend {
     cuda::SplitKvPartials partials;
     run_attention(qkv, p, cache, layer, attn, merge ? &partials : nullptr);
     if (partials.num_splits == 0) {
-      linear_add_tiles(attn, o, residual, scratch, /*claim_tiles=*/true);
+      linear_.run(attn.raw(), n, o.parts.front().raw(), bias, residual.raw(), residual.dtype(), o.out_features,
+                  o.in_features, /*accumulate=*/true, /*claim_tiles=*/true);
       return;
     }
     cuda::SkinnyGemm g = skinny_gemm_args(attn, o, bias, residual, cuda::SkinnyEpilogue::accumulate);

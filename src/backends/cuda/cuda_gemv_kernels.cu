@@ -693,23 +693,22 @@ void launch_tiles(const SkinnyGemm& g, cudaStream_t stream) {
   const int n = static_cast<int>(g.n), o_rows = static_cast<int>(g.out_features);
   const int k = static_cast<int>(g.in_features), tiles = skinny_tiles(g);
   if constexpr (kU == 0) {
+    const XSource source = g.merge.num_splits > 0 ? XSource::merged
+                           : g.n * g.in_features <= kStagedMaxElements && stage_x_in_shared() ? XSource::staged
+                                                                                             : XSource::global;
     auto* kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::global>;
-    int smem = kPipeSmemBytes;
-    if (g.merge.num_splits == 0 && g.n * g.in_features <= kStagedMaxElements && stage_x_in_shared()) {
-      kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::staged>;
-      smem += kStagedSmemBytes;
-    }
-    if (g.merge.num_splits > 0) {
+    if (source == XSource::staged) kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::staged>;
+    if (source == XSource::merged) {
       if constexpr (kEpi == SkinnyEpilogue::accumulate && sizeof(OutT) == 2) {
         if (!skinny_gemm_merges(g.n, g.in_features) || g.merge.num_splits > kMaxDeferredSplits ||
             g.merge.num_tokens != g.n || static_cast<int64_t>(g.merge.num_heads) * g.merge.head_dim != g.in_features)
           throw_error("launch_skinny_gemm: split-KV partials that do not match x");
         kernel = pipe_gemm_kernel<kNt, OutT, kEpi, XSource::merged>;
-        smem += kStagedSmemBytes;
       } else {
         throw_error("launch_skinny_gemm: split-KV partials need the bf16 accumulate epilogue");
       }
     }
+    const int smem = kPipeSmemBytes + (source == XSource::global ? 0 : kStagedSmemBytes);
     // Once per instantiation and device would do; the call is cheap and
     // graph capture records launches only.
     FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
