@@ -7,16 +7,25 @@
 // the weight (at least 256 MB of copies, five times the 50 MB L2), as a decode
 // step reads each layer's weights once, so no figure is an L2 figure.
 //   ./build/<dir>/bench/bench_cuda_ops --benchmark_filter=Linear
+//
+// Attention: one prompt of L tokens attending causally to itself (a prefill
+// step: the keys are its own, in the paged cache), FLOP/s counting the causal
+// half only: 4 Hq D L (L + 1) / 2 for S = Q K^T and O = P V. Heads of the 8B
+// (D 128) and the 1B (D 64), both 32 q / 8 kv. FLINT_CUDA_ATTENTION=mma runs
+// the mma.sync kernel where the wgmma one would run (sm_90).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <numeric>
 #include <memory>
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
 #include "core/tensor.h"
+#include "ops/batch.h"
 
 namespace flint {
 namespace {
@@ -70,6 +79,53 @@ void linear_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"out", "in", "N", "cublas", "f32"})->Unit(benchmark::kMicrosecond)->UseManualTime()->MinTime(0.05);
 }
 BENCHMARK(BM_Linear)->Apply(linear_shapes);
+
+// Args: prompt length L, head_dim D.
+void BM_Attention(benchmark::State& state) {
+  if (cuda_devices().empty()) {
+    state.SkipWithError(("no GPU: " + cuda_unavailable_reason()).c_str());
+    return;
+  }
+  const int32_t L = static_cast<int32_t>(state.range(0)), D = static_cast<int32_t>(state.range(1));
+  const int32_t hq = 32, hkv = 8, block = 16;
+  Backend& b = backend(32);
+  KvCacheShape shape;
+  shape.num_layers = 1;
+  shape.num_blocks = (L + block - 1) / block;
+  shape.block_size = block;
+  shape.kv_heads = hkv;
+  shape.head_dim = D;
+  shape.dtype = DType::bf16;
+  KvCache cache = b.create_kv_cache(shape);
+  std::vector<int32_t> blocks(static_cast<size_t>(shape.num_blocks));
+  std::iota(blocks.begin(), blocks.end(), 0);
+  BatchBuilder bb(shape.num_blocks);
+  bb.add_sequence(std::vector<int32_t>(static_cast<size_t>(L), 1), 0, blocks);
+  const Batch batch = bb.build();
+  const AttentionParams p{hq, hkv, D, 1.0f / std::sqrt(static_cast<float>(D))};
+  Tensor inv_freq = Tensor::empty(DType::f32, {D / 2});
+  for (int32_t i = 0; i < D / 2; ++i) inv_freq.data<float>()[i] = std::pow(500000.0f, -2.0f * i / D);
+  const RopeTables rope{b.from_host(inv_freq)};
+  Tensor qkv = b.dummy_weight(DType::bf16, {L, static_cast<int64_t>(hq + 2 * hkv) * D}, 11, false);
+  Tensor out = b.empty(DType::bf16, {L, static_cast<int64_t>(hq) * D});
+  b.begin_step(batch, cache);
+  b.rope_and_cache(qkv, rope, p, cache, 0);  // the keys and values, rotated, into the cache
+  const int reps = 20;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) b.attention(qkv, p, cache, 0, out);
+    b.synchronize();
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * hq * D * (static_cast<double>(L) * (L + 1) / 2),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Attention)
+    ->ArgsProduct({{512, 2048, 8192}, {128, 64}})
+    ->ArgNames({"L", "D"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseManualTime()
+    ->MinTime(0.05);
 
 }  // namespace
 }  // namespace flint

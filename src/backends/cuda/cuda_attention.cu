@@ -27,6 +27,9 @@
 //    held, so Q is re-read from shared memory each key tile;
 //  - decode: M = 16 rows, four warps over disjoint 16-key quarters of each tile
 //    (the rows are few, the keys many), merged at the end.
+// On sm_90 the prefill shape runs cuda_attention_wgmma.cu's kernel instead
+// (same rows, 128-key tiles; 8B prefill attention 119 us a layer against 174
+// here, docs/PERF.md).
 // Split-KV, in both shapes when the grid alone would not fill the GPU: the key
 // tiles are cut into num_splits ranges, one CTA each, whose partial results
 // (normalised output and log-sum-exp) a second kernel combines. The split
@@ -43,6 +46,7 @@
 #include <cstdio>
 
 #include "backends/cuda/cuda_attention.h"
+#include "backends/cuda/cuda_attention_kernels.cuh"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_launch.cuh"
@@ -51,66 +55,14 @@
 namespace flint::cuda {
 namespace {
 
+using detail::CtaRows;
+using detail::FlashArgs;
+
 constexpr int kThreads = 128;          // four warps, in both shapes
 constexpr int kKeyTile = 64;           // keys per pipeline stage
 constexpr int kDecodeMaxQueryLen = 4;  // steps with longer sequences run the prefill shape
 constexpr int kDecodeRows = 16, kPrefillRows = 128;  // query rows per CTA of each shape
 constexpr int kReduceWarps = 4;
-
-struct FlashArgs {
-  const void* qkv;      // [T, (Hq + 2 Hkv) * D]
-  const void* k_cache;  // [num_blocks, Hkv, block_size, D]
-  const void* v_cache;  // same
-  void* out;            // [T, Hq * D], written when num_splits == 1
-  float* part_o;        // [num_splits, T, Hq, D] normalised partial outputs (num_splits > 1)
-  float* part_lse;      // [num_splits, T, Hq] their log2-sum-exp2 of scaled scores
-  const int32_t* positions;
-  const int32_t* query_starts;
-  const int32_t* block_tables;
-  int num_tokens, num_seqs, max_blocks_per_seq;
-  int num_heads, kv_heads, group, block_size;
-  int tiles_per_seq;  // > 0: tile t is sequence t / tiles_per_seq's; 0: found by a scan
-  int tiles_per_split, num_splits;
-  float scale_log2;  // softmax scale * log2(e)
-  // combine_splits_kernel lets the next kernel launch before it waits: set
-  // when that kernel (the o projection of these tokens) is the pipelined GEMV
-  // (docs/CUDA.md, "Programmatic launch").
-  bool combine_triggers_early;
-};
-
-// Finds which sequence the CTA's tile belongs to, tiles(s) = ceil(n_s g / M)
-// numbered in sequence order, by a warp scan over query_starts (every warp runs
-// it; no shared memory). The next 32 sequences' lengths are loaded before the
-// current ones are scanned, so a long batch costs one memory latency, not one
-// per 32 sequences.
-__device__ bool find_tile(const int32_t* query_starts, int num_seqs, int group, int rows_per_tile, int tile, int& seq,
-                          int& local) {
-  const int lane = threadIdx.x & 31;
-  const auto length = [&](int s) { return s < num_seqs ? query_starts[s + 1] - query_starts[s] : 0; };
-  int base = 0;
-  int n_next = length(lane);
-  for (int s0 = 0; s0 < num_seqs; s0 += 32) {
-    const int n = n_next;
-    if (s0 + 32 < num_seqs) n_next = length(s0 + 32 + lane);
-    const int count = (n * group + rows_per_tile - 1) / rows_per_tile;
-    int incl = count;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int v = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += v;
-    }
-    const bool mine = tile >= base + incl - count && tile < base + incl;
-    const unsigned ballot = __ballot_sync(0xffffffffu, mine);
-    if (ballot != 0) {
-      const int src = __ffs(ballot) - 1;
-      seq = s0 + src;
-      local = tile - base - __shfl_sync(0xffffffffu, incl - count, src);
-      return true;
-    }
-    base += __shfl_sync(0xffffffffu, incl, 31);
-  }
-  return false;
-}
 
 template <int D, int kWarpsM, int kWarpsN, int kMT>
 struct FlashConfig {
@@ -147,36 +99,16 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
   T* k_s = reinterpret_cast<T*>(smem + C::kQBytes);  // [2][kKeyTile][S]
   T* v_s = k_s + 2 * kKeyTile * S;                   // [2][kKeyTile][S]
 
-  // Heavier tiles (later in a sequence) are numbered last: start them first,
-  // the tile of every kv head before the next lighter tile. CTAs are issued
-  // in blockIdx order, so this is longest-first over the whole grid; with the
-  // kv head as a grid dimension of its own, the last heads' heavy causal
-  // tiles started last and left SMs idle for ~30% of an 8B prefill layer.
-  const int order = static_cast<int>(gridDim.x - 1 - blockIdx.x);
-  const int tile = order / a.kv_heads, kvh = order % a.kv_heads, split = blockIdx.z;
-  int seq = 0, local = 0;
-  if (a.tiles_per_seq > 0) {  // a fixed number of tile slots per sequence, some unused
-    seq = tile / a.tiles_per_seq;
-    local = tile % a.tiles_per_seq;
-  } else if (!find_tile(a.query_starts, a.num_seqs, a.group, M, tile, seq, local)) {
-    return;
-  }
-  const int q0 = a.query_starts[seq];
-  const int seq_rows = (a.query_starts[seq + 1] - q0) * a.group;
-  const int row0 = local * M;
-  if (row0 >= seq_rows) return;
-  const int rows = min(M, seq_rows - row0);
-  // Positions rise by one per token within a sequence: the tile's last row has
-  // the largest, and keys [0, last_pos] are all that any row may see.
-  const int last_pos = a.positions[q0 + (row0 + rows - 1) / a.group];
-  const int num_keys = last_pos + 1;
+  CtaRows cta;
+  if (!detail::locate_cta_rows(a, M, cta)) return;
+  const int seq = cta.seq, kvh = cta.kvh, q0 = cta.q0, row0 = cta.row0, rows = cta.rows;
+  const int num_keys = cta.num_keys, first_new_key = cta.first_new_key;
+  const int split = blockIdx.z;
   const int key_tiles = (num_keys + kKeyTile - 1) / kKeyTile;
-  const int tile_begin = split * a.tiles_per_split;
-  const int tile_end = min(key_tiles, tile_begin + a.tiles_per_split);
+  const int tiles_per_split = a.keys_per_split / kKeyTile;
+  const int tile_begin = split * tiles_per_split;
+  const int tile_end = min(key_tiles, tile_begin + tiles_per_split);
   if (tile_begin >= tile_end) return;  // this split lies past the context: nothing to do (see the reducer)
-  // Keys before the sequence's first query were cached by earlier steps; the
-  // kernel before this one (the q/k/v projection) writes only the later ones.
-  const int first_new_key = a.positions[q0];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % kWarpsM, wn = warp / kWarpsM;
@@ -472,7 +404,7 @@ __global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const
   if (item >= a.num_tokens * a.num_heads) return;
   const int token = item / a.num_heads;
   const int pos = a.positions[token];
-  const int splits = (pos / kKeyTile + a.tiles_per_split) / a.tiles_per_split;  // ceil((pos / 64 + 1) / tps)
+  const int splits = pos / a.keys_per_split + 1;  // those that start at or before pos
   const int64_t stride = static_cast<int64_t>(a.num_tokens) * a.num_heads;
   float mmax = -INFINITY;
   for (int s = 0; s < splits; ++s) mmax = fmaxf(mmax, a.part_lse[s * stride + item]);
@@ -499,11 +431,13 @@ __global__ void __launch_bounds__(kReduceWarps * 32) combine_splits_kernel(const
 // The launch, from shapes and step sizes only.
 struct Plan {
   bool decode = false;
+  bool wgmma = false;  // the prefill shape on detail::launch_wgmma_attention
   int rows_per_tile = 0;
+  int key_tile = kKeyTile;  // keys per pipeline stage of the chosen kernel
   int tiles = 0;          // grid.x: an upper bound on sum over sequences of ceil(n_s g / M)
   int tiles_per_seq = 0;  // see FlashArgs
   int num_splits = 1;
-  int tiles_per_split = 1;
+  int keys_per_split = 0;  // a multiple of key_tile
   size_t workspace_bytes = 0;
 };
 
@@ -512,7 +446,10 @@ Plan make_plan(const StepArrays& step, const AttentionShape& shape) {
   const int64_t g = shape.num_heads / shape.kv_heads;
   const int64_t T = step.num_tokens, S = step.num_seqs, maxq = std::max(step.max_query_len, 1);
   p.decode = step.max_query_len <= kDecodeMaxQueryLen;
+  p.wgmma = !p.decode && detail::use_wgmma_attention();
   p.rows_per_tile = p.decode ? kDecodeRows : kPrefillRows;
+  p.key_tile = p.wgmma ? detail::kWgmmaKeyTile : kKeyTile;
+  static_assert(detail::kWgmmaRows == kPrefillRows, "both prefill kernels take the same tiles");
   const int64_t M = p.rows_per_tile;
   // Either every sequence gets as many tile slots as the longest needs (no
   // scan; decode steps, single prompts), or the tiles are packed and each CTA
@@ -521,15 +458,15 @@ Plan make_plan(const StepArrays& step, const AttentionShape& shape) {
   p.tiles = static_cast<int>(std::min(S * slots, packed));
   p.tiles_per_seq = S * slots <= packed ? static_cast<int>(slots) : 0;
   const int64_t key_tiles = std::max<int64_t>(
-      1, (static_cast<int64_t>(step.max_blocks_per_seq) * shape.block_size + kKeyTile - 1) / kKeyTile);
-  p.tiles_per_split = static_cast<int>(key_tiles);
+      1, (static_cast<int64_t>(step.max_blocks_per_seq) * shape.block_size + p.key_tile - 1) / p.key_tile);
   // Too few CTAs to fill the GPU (decode, or a short chunk next to decode
   // tokens): split the keys, aiming for two CTAs per SM; a split keeps at
   // least one key tile.
   const int64_t ctas = static_cast<int64_t>(p.tiles) * shape.kv_heads;
   const int64_t want = std::clamp<int64_t>((2 * multiprocessor_count() + ctas - 1) / ctas, 1, key_tiles);
-  p.tiles_per_split = static_cast<int>((key_tiles + want - 1) / want);
-  p.num_splits = static_cast<int>((key_tiles + p.tiles_per_split - 1) / p.tiles_per_split);
+  const int64_t tiles_per_split = (key_tiles + want - 1) / want;
+  p.keys_per_split = static_cast<int>(tiles_per_split * p.key_tile);
+  p.num_splits = static_cast<int>((key_tiles + tiles_per_split - 1) / tiles_per_split);
   if (p.num_splits > 1)
     p.workspace_bytes = static_cast<size_t>(p.num_splits) * T * shape.num_heads * (shape.head_dim + 1) * sizeof(float);
   return p;
@@ -552,16 +489,20 @@ template <typename T, int D, int kWarpsM, int kWarpsN, int kMT>
 void launch_flash(const FlashArgs& args, const Plan& plan, cudaStream_t stream, bool combine) {
   using C = FlashConfig<D, kWarpsM, kWarpsN, kMT>;
   static_assert(C::kRows == (kWarpsN == 1 ? kPrefillRows : kDecodeRows), "make_plan's rows per tile");
-  const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN, kMT>;
-  FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
-  // Two or three CTAs per SM need nearly all of the unified L1/shared memory as shared.
-  FLINT_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   // x: (tile, kv head) pairs, tile-major (see the kernel); check_shape bounds
   // tokens x heads, so this stays far below 2^31.
   const dim3 grid(static_cast<unsigned>(plan.tiles) * static_cast<unsigned>(args.kv_heads), 1,
                   static_cast<unsigned>(plan.num_splits));
-  launch_kernel(kernel, grid, kThreads, C::kSmemBytes, stream, args);
+  if (plan.wgmma) {
+    detail::launch_wgmma_attention<T, D>(args, grid, stream);
+  } else {
+    const auto kernel = flash_attention_kernel<T, D, kWarpsM, kWarpsN, kMT>;
+    FLINT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes));
+    // Two or three CTAs per SM need nearly all of the unified L1/shared memory as shared.
+    FLINT_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+    launch_kernel(kernel, grid, kThreads, C::kSmemBytes, stream, args);
+  }
   if (plan.num_splits > 1 && combine) {
     const int items = args.num_tokens * args.num_heads;
     launch_kernel(combine_splits_kernel<T, D>, static_cast<unsigned>((items + kReduceWarps - 1) / kReduceWarps),
@@ -619,7 +560,7 @@ void launch_attention(const void* qkv, DType dtype, const StepArrays& step, cons
   args.group = shape.num_heads / shape.kv_heads;
   args.block_size = shape.block_size;
   args.tiles_per_seq = plan.tiles_per_seq;
-  args.tiles_per_split = plan.tiles_per_split;
+  args.keys_per_split = plan.keys_per_split;
   args.num_splits = plan.num_splits;
   args.scale_log2 = shape.scale * 1.4426950408889634f;
 
@@ -634,7 +575,7 @@ void launch_attention(const void* qkv, DType dtype, const StepArrays& step, cons
                  .num_heads = shape.num_heads,
                  .head_dim = shape.head_dim,
                  .num_splits = plan.num_splits,
-                 .keys_per_split = plan.tiles_per_split * kKeyTile};
+                 .keys_per_split = plan.keys_per_split};
 
   if (dtype == DType::bf16) {
     if (shape.head_dim == 64)

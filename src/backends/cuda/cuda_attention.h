@@ -81,12 +81,14 @@ struct SplitKvPartials {
 inline constexpr int32_t kMaxDeferredSplits = 8;
 
 // Causal attention of every token's q heads over its sequence's cached
-// positions [0, position]; GQA without repeating K/V. Both shapes run one
-// tensor-core flash kernel whose CTA holds the q heads of one kv head for a few
-// tokens, so each K/V tile is read once per kv head for the whole query group:
-// 128 rows per CTA for prefill-shaped steps, 16 for decode-shaped ones
-// (max_query_len <= 4), with the keys split over several CTAs (split-KV) when
-// the grid would not fill the GPU. head_dim 64 or 128; any block_size.
+// positions [0, position]; GQA without repeating K/V. A tensor-core flash
+// kernel whose CTA holds the q heads of one kv head for a few tokens, so each
+// K/V tile is read once per kv head for the whole query group: 128 rows per
+// CTA for prefill-shaped steps, 16 for decode-shaped ones (max_query_len <=
+// 4), with the keys split over several CTAs (split-KV) when the grid would not
+// fill the GPU. Prefill-shaped steps run on warpgroup MMAs (wgmma) on sm_90,
+// on mma.sync elsewhere (and with FLINT_CUDA_ATTENTION=mma); decode-shaped ones
+// on mma.sync. head_dim 64 or 128; any block_size.
 // `workspace` holds split-KV partials: at least attention_workspace_bytes()
 // (0 when the step needs no split), and must not be shared with a concurrent
 // launch. deferred (optional): where a bf16 decode step splits its keys in 2
