@@ -123,9 +123,14 @@ if ((build_ok)); then
     timeout 200 build/cuda/bin/flint bench --model dummy:llama-3.1-8b "${bench_args[@]}" --temperature 0.8 \
       --top-k 50 --top-p 0.95 --json "$OUT/bench-8b-sampled.json" >"$OUT/bench-8b-sampled.log" 2>&1
     table+=("bench 8b sampled b1,16,64|rc $? (bench-8b-sampled.log)")
+    # Prefill: the median of 5 runs (one run spreads by ~5% on this machine),
+    # and the same on the mma.sync attention kernel for comparison.
     timeout 120 build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda --batch 1 --input-len 2048 \
-      --output-len 4 --json "$OUT/bench-8b-prefill.json" >"$OUT/bench-8b-prefill.log" 2>&1
-    table+=("bench 8b prefill 2048|rc $? (bench-8b-prefill.log)")
+      --output-len 4 --repeat 5 --json "$OUT/bench-8b-prefill.json" >"$OUT/bench-8b-prefill.log" 2>&1
+    table+=("bench 8b prefill 2048 x5|rc $? (bench-8b-prefill.log)")
+    FLINT_CUDA_ATTENTION=mma timeout 120 build/cuda/bin/flint bench --model dummy:llama-3.1-8b --device cuda \
+      --batch 1 --input-len 2048 --output-len 4 --repeat 5 >"$OUT/bench-8b-prefill-mma.log" 2>&1
+    table+=("bench 8b prefill x5, mma.sync|rc $? (bench-8b-prefill-mma.log)")
     # Decode with each step queued only after the last one's tokens reach the
     # host, for comparison (FLINT_CUDA_PDL=0 does the same for programmatic
     # dependent launch).
@@ -135,8 +140,11 @@ if ((build_ok)); then
       table+=("bench $m b1,16 --no-overlap|rc $? (bench-$m-nooverlap.log)")
     done
     if [[ -x build/cuda/bench/bench_cuda_ops ]]; then
-      timeout 120 build/cuda/bench/bench_cuda_ops --benchmark_filter=Linear >"$OUT/bench-cuda-ops.log" 2>&1
-      table+=("bench_cuda_ops Linear|rc $? (bench-cuda-ops.log)")
+      timeout 120 build/cuda/bench/bench_cuda_ops --benchmark_filter='Linear|Attention' >"$OUT/bench-cuda-ops.log" 2>&1
+      table+=("bench_cuda_ops Linear, Attention|rc $? (bench-cuda-ops.log)")
+      FLINT_CUDA_ATTENTION=mma timeout 60 build/cuda/bench/bench_cuda_ops --benchmark_filter=Attention \
+        >"$OUT/bench-cuda-ops-mma.log" 2>&1
+      table+=("bench_cuda_ops Attention, mma.sync|rc $? (bench-cuda-ops-mma.log)")
     fi
   fi
 fi

@@ -2,6 +2,7 @@
 // beside the floor that the measured ceilings of the same device imply.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -31,6 +32,7 @@ struct BenchOptions {
   int32_t top_k = 0;
   float top_p = 1;
   bool no_overlap = false;  // wait for each step's tokens before queuing the next (A/B)
+  int32_t repeat = 1;       // timed runs per (batch, input length); each figure is their median
 };
 
 std::vector<int32_t> parse_list(const std::string& text, const char* flag) {
@@ -55,7 +57,15 @@ struct Figures {
   int32_t batch, input_len, output_len;
   double prefill_ms, ttft_ms, tpot_ms, decode_tps, prefill_tps;
   double prefill_floor_ms, decode_floor_ms;
+  std::vector<double> prefill_ms_runs, tpot_ms_runs;  // every timed run, in order
 };
+
+// The median (the mean of the middle two for an even count).
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 // FLOPs of a prefill of `batch` sequences of `len` tokens: 2 per weight per
 // token for the layers' matrices, the lm_head once per sequence (only the
@@ -124,17 +134,24 @@ void run_bench(const BenchOptions& o) {
       std::vector<GenerationRequest> warm = reqs;
       for (auto& r : warm) r.params.max_tokens = 2;
       gen.run(warm);
-      gen.run(reqs);
-      const GenerationStats& s = gen.stats();
+      // Each run from an empty cache: the same work every time.
+      std::vector<double> ttft_runs;
       Figures f{};
+      for (int32_t r = 0; r < o.repeat; ++r) {
+        gen.run(reqs);
+        const GenerationStats& s = gen.stats();
+        f.prefill_ms_runs.push_back(s.prefill_seconds * 1e3);
+        ttft_runs.push_back(s.first_token_seconds * 1e3);
+        f.tpot_ms_runs.push_back(s.decode_seconds * 1e3 / (o.output_len - 1));
+      }
       f.batch = B;
       f.input_len = L;
       f.output_len = o.output_len;
-      f.prefill_ms = s.prefill_seconds * 1e3;
-      f.ttft_ms = s.first_token_seconds * 1e3;
-      f.tpot_ms = s.decode_seconds * 1e3 / (o.output_len - 1);
+      f.prefill_ms = median(f.prefill_ms_runs);
+      f.ttft_ms = median(ttft_runs);
+      f.tpot_ms = median(f.tpot_ms_runs);
       f.decode_tps = B * 1e3 / f.tpot_ms;
-      f.prefill_tps = static_cast<double>(B) * L / s.prefill_seconds;
+      f.prefill_tps = static_cast<double>(B) * L / (f.prefill_ms * 1e-3);
       f.prefill_floor_ms = prefill_flops(c, matmul_params, B, L) / ceil.gemm_flops_per_s * 1e3;
       // A decode step reads every weight once and the K/V of every sequence
       // (average context: input + half the output).
@@ -145,6 +162,15 @@ void run_bench(const BenchOptions& o) {
                  B, L, o.output_len, f.prefill_ms, f.prefill_tps, f.ttft_ms, f.tpot_ms, f.decode_tps,
                  f.decode_floor_ms, 100 * f.prefill_floor_ms / f.prefill_ms, 100 * f.decode_floor_ms / f.tpot_ms);
       all.push_back(f);
+    }
+  }
+  if (o.repeat > 1) {
+    fmt::print("medians of {} runs; range over the runs:\n", o.repeat);
+    for (const Figures& f : all) {
+      const auto [p_lo, p_hi] = std::minmax_element(f.prefill_ms_runs.begin(), f.prefill_ms_runs.end());
+      const auto [t_lo, t_hi] = std::minmax_element(f.tpot_ms_runs.begin(), f.tpot_ms_runs.end());
+      fmt::print("{:>6} {:>6} {:>6} | prefill {:.1f}-{:.1f} ms | decode {:.1f}-{:.1f} tok/s\n", f.batch,
+                 f.input_len, f.output_len, *p_lo, *p_hi, f.batch * 1e3 / *t_hi, f.batch * 1e3 / *t_lo);
     }
   }
   if (!o.json_path.empty()) {
@@ -165,7 +191,9 @@ void run_bench(const BenchOptions& o) {
                               {"tpot_ms", f.tpot_ms},
                               {"decode_tok_per_s", f.decode_tps},
                               {"prefill_floor_ms", f.prefill_floor_ms},
-                              {"decode_floor_ms", f.decode_floor_ms}});
+                              {"decode_floor_ms", f.decode_floor_ms},
+                              {"prefill_ms_runs", f.prefill_ms_runs},
+                              {"tpot_ms_runs", f.tpot_ms_runs}});
     std::ofstream out(o.json_path);
     out << j.dump(2) << "\n";
     FLINT_CHECK(out.good(), ErrorContext{.file = o.json_path}, "cannot write");
@@ -185,6 +213,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--temperature", o->temperature, "sampling temperature (0: greedy)")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "top-p (1: off)")->capture_default_str();
+  cmd->add_option("--repeat", o->repeat, "timed runs per case; the table shows their medians")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   cmd->add_flag("--no-overlap", o->no_overlap,
                 "queue each step only after the last one's tokens reach the host (for A/B runs)");
   // `flint bench serve` (cmd_bench_serve.cpp) drives a server instead.
