@@ -28,7 +28,7 @@
 //  - decode: M = 16 rows, four warps over disjoint 16-key quarters of each tile
 //    (the rows are few, the keys many), merged at the end.
 // On sm_90 the prefill shape runs cuda_attention_wgmma.cu's kernel instead
-// (same rows, 128-key tiles; 8B prefill attention 119 us a layer against 174
+// (same rows, 128-key tiles; 8B prefill attention 104 us a layer against 174
 // here, docs/PERF.md).
 // Split-KV, in both shapes when the grid alone would not fill the GPU: the key
 // tiles are cut into num_splits ranges, one CTA each, whose partial results

@@ -9,11 +9,22 @@
 // asynchronously; each warpgroup computes S = Q K^T (m64 x 128 keys) in
 // D / 16 instructions and O += P V in 8, with P from registers.
 //
-// Memory: every thread gathers 16-byte chunks of the next K/V tile through
-// the block table with cp.async (two stages: one tile in flight while the
-// other is used), straight into the 128-byte swizzled layout (cuda_wgmma.cuh).
-// cp.async writes go through the generic proxy and wgmma reads through the
-// async proxy, hence fence.proxy.async between landing and use.
+// Memory: a third warpgroup (the producer) gathers 16-byte chunks of each K/V
+// tile through the block table with cp.async, straight into the 128-byte
+// swizzled layout (cuda_wgmma.cuh), into a ring of 3 (D 128) or 4 (D 64)
+// stages. Its copies arrive on the stage's "full" mbarrier as they land
+// (cp.async.mbarrier.arrive); each consumer warp arrives on the stage's
+// "empty" mbarrier once its P V of the tile is done. So the two consumer
+// warpgroups share no barrier and never issue a copy: with the copies and a
+// CTA barrier in every consumer's tile, the same MMAs took 117 us instead of
+// 104 (8B heads, L 2048). cp.async writes go through the generic proxy and
+// wgmma reads through the async proxy, hence fence.proxy.async after each
+// wait on "full".
+//
+// Registers: 384 threads cap every thread at 168 (a scheduler's register
+// file holds three of the warps); the consumers fit without spilling when P V
+// is waited for at the end of its tile (waited for under the next tile's S
+// instead, P's registers stay live across it: spills, and 109 us vs 104).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -30,30 +41,31 @@
 namespace flint::cuda::detail {
 namespace {
 
-constexpr int kThreads = 256;  // two warpgroups
+constexpr int kConsumers = 256;               // two warpgroups of 64 query rows each
+constexpr int kThreads = kConsumers + 128;  // and one that gathers K/V
 constexpr int kM = kWgmmaRows, kN = kWgmmaKeyTile;
 
 // 2^x; subnormal results flush to zero (P is rounded to 16 bits next, and a
 // term below 2^-126 of a row sum of at least 1 is nothing): one MUFU op, where
 // exp2f adds a range check and two multiplies.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 __device__ __forceinline__ float exp2_ftz(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
+#endif
 
 template <int D>
 struct WgmmaConfig {
   static constexpr int kQBytes = kM * D * 2;
   static constexpr int kTileBytes = kN * D * 2;  // one K or one V tile
+  // The ring of K/V stages: as many as fit, up to 4 (3 at D 128, 4 at D 64).
   // + 1024: the dynamic shared memory is aligned up to the swizzle's repeat.
-  static constexpr int kSmemBytes = 1024 + kQBytes + 4 * kTileBytes;
-  static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA");
-  // A thread copies the same 16-byte column of kRowsPerThread key rows of
-  // each tile, kRowStep rows apart.
-  static constexpr int kChunks = D / 8;  // 16-byte chunks per row
-  static constexpr int kRowStep = kThreads / kChunks;
-  static constexpr int kRowsPerThread = kN / kRowStep;
+  static constexpr int kFit = (227 * 1024 - 1024 - kQBytes) / (2 * kTileBytes);
+  static constexpr int kStages = kFit > 4 ? 4 : kFit;
+  static constexpr int kSmemBytes = 1024 + kQBytes + 2 * kStages * kTileBytes;
+  static_assert(kStages >= 2, "shared memory per CTA");
 };
 
 template <typename T, int D>
@@ -62,11 +74,13 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using H = Half16<T>;
   using C = WgmmaConfig<D>;
-  constexpr int kChunks = C::kChunks;
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
   extern __shared__ unsigned char smem_raw[];
   const uint32_t q_s = (smem_addr(smem_raw) + 1023) & ~1023u;  // [kM][D] swizzled
-  const uint32_t k_s = q_s + C::kQBytes;                       // [2][kN][D] swizzled
-  const uint32_t v_s = k_s + 2 * C::kTileBytes;                // [2][kN][D] swizzled
+  constexpr int S = C::kStages;
+  const uint32_t k_s = q_s + C::kQBytes;                       // [S][kN][D] swizzled
+  const uint32_t v_s = k_s + S * C::kTileBytes;                // [S][kN][D] swizzled
+  __shared__ uint64_t full[S], empty[S];
 
   CtaRows cta;
   if (!locate_cta_rows(a, kM, cta)) return;
@@ -82,49 +96,75 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
   const T* qkv = static_cast<const T*>(a.qkv);
   const int32_t* table = a.block_tables + static_cast<int64_t>(cta.seq) * a.max_blocks_per_seq;
 
-  // K/V gather. Key j of the sequence is row j % bs of block table[j / bs];
-  // a block holds every kv head's rows. The table entries of a tile are
-  // loaded a tile ahead (fetch_blocks), so no copy waits on its address.
-  const int bs = a.block_size;
-  const bool bs_pow2 = (bs & (bs - 1)) == 0;
-  const int bs_shift = __ffs(bs) - 1;
-  const int first_row = tid / kChunks, part = tid % kChunks;
-  const int64_t block_stride = static_cast<int64_t>(a.kv_heads) * bs * D;
-  const T* k_src = static_cast<const T*>(a.k_cache) + static_cast<int64_t>(cta.kvh) * bs * D + part * 8;
-  const T* v_src = static_cast<const T*>(a.v_cache) + static_cast<int64_t>(cta.kvh) * bs * D + part * 8;
-  const auto fetch_blocks = [&](int key_tile, int (&blocks)[C::kRowsPerThread]) {
-#pragma unroll
-    for (int i = 0; i < C::kRowsPerThread; ++i) {
-      const int key = key_tile * kN + first_row + i * C::kRowStep;
-      blocks[i] = key < cta.num_keys ? table[bs_pow2 ? key >> bs_shift : key / bs] : -1;
+  if (tid == 0) {
+    for (int st = 0; st < S; ++st) {
+      mbar_init(&full[st], 128);  // the producer warpgroup's threads, as their copies land
+      mbar_init(&empty[st], 8);   // the consumer warps, once their P V of the tile is done
     }
-  };
-  enum class Keys { cached, new_, all };
-  const auto load_kv = [&](int key_tile, int stage, const int (&blocks)[C::kRowsPerThread], Keys keys) {
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (tid >= kConsumers) {  // the producer warpgroup: gathers K/V tiles into the ring
+    const int ptid = tid - kConsumers;
+    const int bs = a.block_size;
+    const bool bs_pow2 = (bs & (bs - 1)) == 0;
+    const int bs_shift = __ffs(bs) - 1;
+    constexpr int kStep = 128 / kChunks, kRows = kN / kStep;
+    const int first_row = ptid / kChunks, part = ptid % kChunks;
+    const int64_t block_stride = static_cast<int64_t>(a.kv_heads) * bs * D;
+    const T* k_src = static_cast<const T*>(a.k_cache) + static_cast<int64_t>(cta.kvh) * bs * D + part * 8;
+    const T* v_src = static_cast<const T*>(a.v_cache) + static_cast<int64_t>(cta.kvh) * bs * D + part * 8;
+    const auto fetch_blocks = [&](int key_tile, int (&blocks)[kRows]) {
 #pragma unroll
-    for (int i = 0; i < C::kRowsPerThread; ++i) {
-      const int kr = first_row + i * C::kRowStep, key = key_tile * kN + kr;
-      if (keys != Keys::all && (key < cta.first_new_key) != (keys == Keys::cached)) continue;
-      int64_t off = 0;
-      uint32_t bytes = 0;
-      if (blocks[i] >= 0) {  // past the context: zeros (stale rows may hold NaN)
-        off = blocks[i] * block_stride + (bs_pow2 ? key & (bs - 1) : key % bs) * D;
-        bytes = 16;
+      for (int i = 0; i < kRows; ++i) {
+        const int key = key_tile * kN + first_row + i * kStep;
+        blocks[i] = key < cta.num_keys ? table[bs_pow2 ? key >> bs_shift : key / bs] : -1;
       }
-      const uint32_t dst = stage * C::kTileBytes + swizzled_offset(kN, kr, part);
-      cp_async16(k_s + dst, k_src + off, bytes);
-      cp_async16(v_s + dst, v_src + off, bytes);
+    };
+    enum class Keys { cached, new_, all };
+    const auto load_kv = [&](int key_tile, int stage, const int (&blocks)[kRows], Keys keys) {
+#pragma unroll
+      for (int i = 0; i < kRows; ++i) {
+        const int kr = first_row + i * kStep, key = key_tile * kN + kr;
+        if (keys != Keys::all && (key < cta.first_new_key) != (keys == Keys::cached)) continue;
+        int64_t off = 0;
+        uint32_t bytes = 0;
+        if (blocks[i] >= 0) {  // past the context: zeros (stale rows may hold NaN)
+          off = blocks[i] * block_stride + (bs_pow2 ? key & (bs - 1) : key % bs) * D;
+          bytes = 16;
+        }
+        const uint32_t dst = stage * C::kTileBytes + swizzled_offset(kN, kr, part);
+        cp_async16(k_s + dst, k_src + off, bytes);
+        cp_async16(v_s + dst, v_src + off, bytes);
+      }
+    };
+    // As in the mma.sync kernel, the first tile's cached keys go out before
+    // the wait for the q/k/v projection; each later tile's table entries are
+    // requested before the wait for its stage.
+    int blocks[kRows];
+    fetch_blocks(tile_begin, blocks);
+    load_kv(tile_begin, 0, blocks, Keys::cached);
+    wait_for_previous_grid();
+    load_kv(tile_begin, 0, blocks, Keys::new_);
+    cp_async_mbar_arrive(&full[0]);
+    for (int i = 1; tile_begin + i < tile_end; ++i) {
+      fetch_blocks(tile_begin + i, blocks);
+      const int st = i % S;
+      mbar_wait(&empty[st], ((i / S) & 1) ^ 1);  // tile i - S's P V done (passes at once for i < S)
+      load_kv(tile_begin + i, st, blocks, Keys::all);
+      cp_async_mbar_arrive(&full[st]);
     }
-  };
-  int blocks[C::kRowsPerThread];
-  fetch_blocks(tile_begin, blocks);
-  // As in the mma.sync kernel: the first tile's cached keys go out before the
-  // wait for the q/k/v projection.
-  load_kv(tile_begin, 0, blocks, Keys::cached);
+    cp_async_commit();
+    cp_async_wait<0>();
+    return;
+  }
+
   wait_for_previous_grid();
   allow_next_grid();
-  for (int c = tid; c < kM * kChunks; c += kThreads) {
-    const int r = c / kChunks, q_part = c % kChunks;
+  // Q: each warpgroup its own 64 rows.
+  for (int c = tid % 128; c < 64 * kChunks; c += 128) {
+    const int r = wg * 64 + c / kChunks, q_part = c % kChunks;
     const T* src = qkv;
     uint32_t bytes = 0;
     if (r < cta.rows) {
@@ -135,9 +175,10 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
     }
     cp_async16(q_s + swizzled_offset(kM, r, q_part), src, bytes);
   }
-  load_kv(tile_begin, 0, blocks, Keys::new_);
   cp_async_commit();
-  if (tile_begin + 1 < tile_end) fetch_blocks(tile_begin + 1, blocks);
+  cp_async_wait<0>();
+  fence_proxy_async_shared();
+  asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");
 
   // This thread's rows of its warpgroup's m64 tile: g and g + 8 of its warp's 16.
   const int row_base = wg * 64 + warp_in_wg * 16 + (lane >> 2);
@@ -155,13 +196,9 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
   for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
 
   for (int kt = tile_begin; kt < tile_end; ++kt) {
-    const int stage = (kt - tile_begin) & 1;
-    // Tile kt (and Q) landed for every thread, and both warpgroups' P V of
-    // tile kt - 1 is done: its stage is free for tile kt + 1.
-    cp_async_wait<0>();
+    const int i = kt - tile_begin, stage = i % S;
+    mbar_wait(&full[stage], (i / S) & 1);  // the producer's copies of tile kt landed
     fence_proxy_async_shared();
-    wgmma_wait<0>();
-    __syncthreads();
 
     // S = Q K^T over the tile's 128 keys.
     float s[kN / 2];
@@ -175,11 +212,6 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
       Wgmma<T, kN>::ss(s, wgmma_descriptor(q_at, 16, 1024), wgmma_descriptor(k_at, 16, 1024), kk > 0);
     }
     wgmma_commit();
-    // The next tile's copies go out while the tensor cores run S; the table
-    // entries of the one after are requested for the next iteration.
-    if (kt + 1 < tile_end) load_kv(kt + 1, stage ^ 1, blocks, Keys::all);
-    cp_async_commit();
-    if (kt + 2 < tile_end) fetch_blocks(kt + 2, blocks);
     wgmma_wait<0>();
 #pragma unroll
     for (int i = 0; i < kN / 2; ++i) wgmma_pin(s[i]);
@@ -249,9 +281,10 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
       const uint32_t v_at = v_s + stage * C::kTileBytes + kk * 16 * 128;
       Wgmma<T, D>::rs(o, p[kk], wgmma_descriptor(v_at, kN * 128, 1024), 1);
     }
-    wgmma_commit();  // waited for at the next tile's barrier, or below
+    wgmma_commit();
+    wgmma_wait<0>();
+    if (lane == 0) mbar_arrive(&empty[stage]);  // the stage goes back to the producer
   }
-  wgmma_wait<0>();
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) wgmma_pin(o[i]);
 
