@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -420,6 +421,24 @@ TEST(CudaAttention, LargeDecodeBatch) {
 
 TEST(CudaAttention, LongPrompt) {
   FLINT_REQUIRE_GPU();
+  run_all_shapes({{0, 1100}}, {{32, 8, 128, 16, DType::bf16}, {8, 8, 64, 16, DType::f16}});
+}
+
+// On sm_90 prefill-shaped steps run the wgmma kernel and the cases above test
+// it; FLINT_CUDA_ATTENTION=mma sends them to the mma.sync kernel (what other
+// GPUs run), read at each launch: the prefill cases again on that kernel.
+TEST(CudaAttention, PrefillOnTheMmaSyncKernel) {
+  FLINT_REQUIRE_GPU();
+  struct MmaSyncOnly {
+    MmaSyncOnly() { setenv("FLINT_CUDA_ATTENTION", "mma", 1); }
+    ~MmaSyncOnly() { unsetenv("FLINT_CUDA_ATTENTION"); }
+  } scoped;
+  run_all_shapes({{0, 1}, {0, 7}, {0, 64}, {0, 100}, {0, 257}});
+  if (::testing::Test::HasFatalFailure()) return;
+  run_all_shapes({{300, 77}, {16, 50}, {5, 3}, {64, 64}, {1, 130}});
+  if (::testing::Test::HasFatalFailure()) return;
+  run_all_shapes({{37, 1}, {20, 9}, {0, 23}, {130, 1}, {0, 1}, {1000, 100}});
+  if (::testing::Test::HasFatalFailure()) return;
   run_all_shapes({{0, 1100}}, {{32, 8, 128, 16, DType::bf16}, {8, 8, 64, 16, DType::f16}});
 }
 

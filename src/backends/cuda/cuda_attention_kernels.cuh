@@ -112,7 +112,7 @@ __device__ inline bool locate_cta_rows(const FlashArgs& a, int rows_per_tile, Ct
 // 128-key tiles; key splits of keys_per_split, a multiple of kWgmmaKeyTile.
 inline constexpr int kWgmmaRows = 128, kWgmmaKeyTile = 128;
 // Whether launch_attention runs prefill-shaped steps on it: an sm_90 device
-// and FLINT_CUDA_ATTENTION not "mma" (for A/B runs).
+// and FLINT_CUDA_ATTENTION not "mma" (A/B runs, tests; read at each call).
 bool use_wgmma_attention();
 // T: __nv_bfloat16 or __half; head_dim 64 or 128. grid: as the mma.sync kernel's.
 template <typename T, int D>

@@ -338,15 +338,17 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
 }  // namespace
 
 bool use_wgmma_attention() {
-  static const bool use = [] {
-    if (const char* v = std::getenv("FLINT_CUDA_ATTENTION"); v && std::string_view(v) == "mma") return false;
+  static const bool sm90 = [] {
     int major = 0, minor = 0, device = 0;
     FLINT_CUDA_CHECK(cudaGetDevice(&device));
     FLINT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     FLINT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     return major == 9 && minor == 0;  // the sm_90a code runs on sm_90 only
   }();
-  return use;
+  // Read at every launch (a prefill step's 32 launches, not a graph replay),
+  // so one process can run both kernels (the GPU tests do).
+  const char* v = std::getenv("FLINT_CUDA_ATTENTION");
+  return sm90 && !(v && std::string_view(v) == "mma");
 }
 
 template <typename T, int D>
