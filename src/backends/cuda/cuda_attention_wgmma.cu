@@ -196,8 +196,8 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
   for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
 
   for (int kt = tile_begin; kt < tile_end; ++kt) {
-    const int i = kt - tile_begin, stage = i % S;
-    mbar_wait(&full[stage], (i / S) & 1);  // the producer's copies of tile kt landed
+    const int n = kt - tile_begin, stage = n % S;
+    mbar_wait(&full[stage], (n / S) & 1);  // the producer's copies of tile kt landed
     fence_proxy_async_shared();
 
     // S = Q K^T over the tile's 128 keys.
