@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 
   CtaRows cta;
   if (!detail::locate_cta_rows(a, M, cta)) return;
-  const int seq = cta.seq, kvh = cta.kvh, q0 = cta.q0, row0 = cta.row0, rows = cta.rows;
+  const int seq = cta.seq, kvh = cta.kvh, rows = cta.rows;
   const int num_keys = cta.num_keys, first_new_key = cta.first_new_key;
   const int split = blockIdx.z;
   const int key_tiles = (num_keys + kKeyTile - 1) / kKeyTile;
@@ -112,7 +112,6 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % kWarpsM, wn = warp / kWarpsM;
-  const int width = (a.num_heads + 2 * a.kv_heads) * D;
   const T* qkv = static_cast<const T*>(a.qkv);
   const T* k_cache = static_cast<const T*>(a.k_cache);
   const T* v_cache = static_cast<const T*>(a.v_cache);
@@ -156,9 +155,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
     const T* src = qkv;
     uint32_t bytes = 0;
     if (r < rows) {
-      const int R = row0 + r;
-      const int head = kvh * a.group + R % a.group;
-      src = qkv + static_cast<int64_t>(q0 + R / a.group) * width + head * D + part * 8;
+      src = qkv + cta.q_offset(a, D, r) + part * 8;
       bytes = 16;
     }
     cp_async16(smem_addr(q_s + r * S + part * 8), src, bytes);
@@ -175,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = wm * WR + mt * 16 + (lane >> 2) + 8 * h;
-      row_pos[mt][h] = r < rows ? a.positions[q0 + (row0 + r) / a.group] : -1;  // -1: padding row, every key masked
+      row_pos[mt][h] = r < rows ? a.positions[cta.token(r)] : -1;  // -1: padding row, every key masked
     }
   // Q's A fragment of m tile mt for k16 step kk of D.
   const auto load_q = [&](uint32_t(&f)[4], int mt, int kk) {
@@ -373,8 +370,7 @@ __global__ void __launch_bounds__(kThreads, kWarpsN == 1 ? 2 : 3) flash_attentio
       }
     }
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    const int R = row0 + r;
-    const int token = q0 + R / a.group, head = kvh * a.group + R % a.group;
+    const int token = cta.token(r), head = cta.head(r);
     if (a.num_splits == 1) {
       const uint32_t lo = H::pack(acc[0] * inv, acc[1] * inv), hi = H::pack(acc[2] * inv, acc[3] * inv);
       T* dst = static_cast<T*>(a.out) + (static_cast<int64_t>(token) * a.num_heads + head) * D + d0;
@@ -433,11 +429,10 @@ struct Plan {
   bool decode = false;
   bool wgmma = false;  // the prefill shape on detail::launch_wgmma_attention
   int rows_per_tile = 0;
-  int key_tile = kKeyTile;  // keys per pipeline stage of the chosen kernel
   int tiles = 0;          // grid.x: an upper bound on sum over sequences of ceil(n_s g / M)
   int tiles_per_seq = 0;  // see FlashArgs
   int num_splits = 1;
-  int keys_per_split = 0;  // a multiple of key_tile
+  int keys_per_split = 0;  // a multiple of the chosen kernel's key tile
   size_t workspace_bytes = 0;
 };
 
@@ -448,7 +443,7 @@ Plan make_plan(const StepArrays& step, const AttentionShape& shape) {
   p.decode = step.max_query_len <= kDecodeMaxQueryLen;
   p.wgmma = !p.decode && detail::use_wgmma_attention();
   p.rows_per_tile = p.decode ? kDecodeRows : kPrefillRows;
-  p.key_tile = p.wgmma ? detail::kWgmmaKeyTile : kKeyTile;
+  const int64_t key_tile = p.wgmma ? detail::kWgmmaKeyTile : kKeyTile;  // keys per pipeline stage
   static_assert(detail::kWgmmaRows == kPrefillRows, "both prefill kernels take the same tiles");
   const int64_t M = p.rows_per_tile;
   // Either every sequence gets as many tile slots as the longest needs (no
@@ -458,14 +453,14 @@ Plan make_plan(const StepArrays& step, const AttentionShape& shape) {
   p.tiles = static_cast<int>(std::min(S * slots, packed));
   p.tiles_per_seq = S * slots <= packed ? static_cast<int>(slots) : 0;
   const int64_t key_tiles = std::max<int64_t>(
-      1, (static_cast<int64_t>(step.max_blocks_per_seq) * shape.block_size + p.key_tile - 1) / p.key_tile);
+      1, (static_cast<int64_t>(step.max_blocks_per_seq) * shape.block_size + key_tile - 1) / key_tile);
   // Too few CTAs to fill the GPU (decode, or a short chunk next to decode
   // tokens): split the keys, aiming for two CTAs per SM; a split keeps at
   // least one key tile.
   const int64_t ctas = static_cast<int64_t>(p.tiles) * shape.kv_heads;
   const int64_t want = std::clamp<int64_t>((2 * multiprocessor_count() + ctas - 1) / ctas, 1, key_tiles);
   const int64_t tiles_per_split = (key_tiles + want - 1) / want;
-  p.keys_per_split = static_cast<int>(tiles_per_split * p.key_tile);
+  p.keys_per_split = static_cast<int>(tiles_per_split * key_tile);
   p.num_splits = static_cast<int>((key_tiles + tiles_per_split - 1) / tiles_per_split);
   if (p.num_splits > 1)
     p.workspace_bytes = static_cast<size_t>(p.num_splits) * T * shape.num_heads * (shape.head_dim + 1) * sizeof(float);

@@ -36,8 +36,8 @@ struct FlashArgs {
 // it; no shared memory). The next 32 sequences' lengths are loaded before the
 // current ones are scanned, so a long batch costs one memory latency, not one
 // per 32 sequences.
-__device__ inline bool find_tile(const int32_t* query_starts, int num_seqs, int group, int rows_per_tile, int tile, int& seq,
-                          int& local) {
+__device__ inline bool find_tile(const int32_t* query_starts, int num_seqs, int group, int rows_per_tile, int tile,
+                                 int& seq, int& local) {
   const int lane = threadIdx.x & 31;
   const auto length = [&](int s) { return s < num_seqs ? query_starts[s + 1] - query_starts[s] : 0; };
   int base = 0;
@@ -69,12 +69,21 @@ __device__ inline bool find_tile(const int32_t* query_starts, int num_seqs, int 
 // group) pairs of one sequence in token order: row R is token R / g, q head
 // kvh * g + R % g.
 struct CtaRows {
-  int seq = 0, kvh = 0;
+  int seq = 0, kvh = 0, group = 1;
   int q0 = 0;        // the sequence's first token in the step
   int row0 = 0;      // the CTA's first row within the sequence's rows
   int rows = 0;      // how many of its rows exist (<= rows_per_tile)
   int num_keys = 0;  // keys any row may see: [0, the last row's position]
   int first_new_key = 0;  // keys before it were cached by earlier steps
+
+  // Row r of the CTA (r < rows): its token in the step, its q head, and where
+  // its q vector starts in qkv (elements).
+  __device__ int token(int r) const { return q0 + (row0 + r) / group; }
+  __device__ int head(int r) const { return kvh * group + (row0 + r) % group; }
+  __device__ int64_t q_offset(const FlashArgs& a, int head_dim, int r) const {
+    return static_cast<int64_t>(token(r)) * (a.num_heads + 2 * a.kv_heads) * head_dim +
+           static_cast<int64_t>(head(r)) * head_dim;
+  }
 };
 
 // Heavier tiles (later in a sequence) are numbered last: start them first,
@@ -87,6 +96,7 @@ __device__ inline bool locate_cta_rows(const FlashArgs& a, int rows_per_tile, Ct
   const int order = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int tile = order / a.kv_heads;
   c.kvh = order % a.kv_heads;
+  c.group = a.group;
   int local = 0;
   if (a.tiles_per_seq > 0) {  // a fixed number of tile slots per sequence, some unused
     c.seq = tile / a.tiles_per_seq;
@@ -101,7 +111,7 @@ __device__ inline bool locate_cta_rows(const FlashArgs& a, int rows_per_tile, Ct
   c.rows = min(rows_per_tile, seq_rows - c.row0);
   // Positions rise by one per token within a sequence: the tile's last row has
   // the largest, and keys [0, last_pos] are all that any row may see.
-  c.num_keys = a.positions[c.q0 + (c.row0 + c.rows - 1) / a.group] + 1;
+  c.num_keys = a.positions[c.token(c.rows - 1)] + 1;
   // The kernel before attention (the q/k/v projection) writes only the keys
   // from the sequence's first query on.
   c.first_new_key = a.positions[c.q0];

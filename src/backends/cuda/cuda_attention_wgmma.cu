@@ -92,7 +92,6 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
 
   const int tid = threadIdx.x, lane = tid & 31;
   const int wg = tid / 128, warp_in_wg = (tid / 32) % 4;
-  const int width = (a.num_heads + 2 * a.kv_heads) * D;
   const T* qkv = static_cast<const T*>(a.qkv);
   const int32_t* table = a.block_tables + static_cast<int64_t>(cta.seq) * a.max_blocks_per_seq;
 
@@ -168,9 +167,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
     const T* src = qkv;
     uint32_t bytes = 0;
     if (r < cta.rows) {
-      const int R = cta.row0 + r;
-      const int head = cta.kvh * a.group + R % a.group;
-      src = qkv + static_cast<int64_t>(cta.q0 + R / a.group) * width + head * D + q_part * 8;
+      src = qkv + cta.q_offset(a, D, r) + q_part * 8;
       bytes = 16;
     }
     cp_async16(q_s + swizzled_offset(kM, r, q_part), src, bytes);
@@ -186,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = row_base + 8 * h;
-    row_pos[h] = r < cta.rows ? a.positions[cta.q0 + (cta.row0 + r) / a.group] : -1;  // -1: every key masked
+    row_pos[h] = r < cta.rows ? a.positions[cta.token(r)] : -1;  // -1: every key masked
   }
   const int lowest_pos = __reduce_min_sync(0xffffffffu, min(row_pos[0], row_pos[1]));
 
@@ -312,8 +309,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
     for (int c = wtid; c < 64 * kChunks; c += 128) {
       const int r = wg * 64 + c / kChunks, part = c % kChunks;
       if (r >= cta.rows) continue;
-      const int R = cta.row0 + r;
-      const int token = cta.q0 + R / a.group, head = cta.kvh * a.group + R % a.group;
+      const int token = cta.token(r), head = cta.head(r);
       T* dst = static_cast<T*>(a.out) + (static_cast<int64_t>(token) * a.num_heads + head) * D + part * 8;
       *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(q_ptr + swizzled_offset(kM, r, part));
     }
@@ -322,8 +318,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_attention_kernel(const Flas
     for (int h = 0; h < 2; ++h) {
       const int r = row_base + 8 * h;
       if (r >= cta.rows) continue;
-      const int R = cta.row0 + r;
-      const int token = cta.q0 + R / a.group, head = cta.kvh * a.group + R % a.group;
+      const int token = cta.token(r), head = cta.head(r);
       const int64_t prow = (static_cast<int64_t>(split) * a.num_tokens + token) * a.num_heads + head;
       float* dst = a.part_o + prow * D + 2 * (lane & 3);
 #pragma unroll
